@@ -1,0 +1,163 @@
+/**
+ * Relay configuration: parsed once from the environment with zod, then passed in.
+ * `main.ts` is the only caller; everything else receives the frozen {@link Config}.
+ */
+import { z } from "zod";
+
+/** How the relay runs: `dev` is forgiving and local, `start` is production. */
+export type Mode = "dev" | "start";
+
+/** The Standard Webhooks retry schedule, in seconds between attempts. */
+export const DEFAULT_RETRY_SCHEDULE_S = [
+  5,
+  300,
+  1800,
+  7200,
+  18000,
+  36000,
+  50400,
+  72000,
+  86400,
+];
+
+/** Everything the relay reads from its environment, validated. */
+export interface Config {
+  readonly mode: Mode;
+  readonly host: string;
+  readonly port: number;
+  readonly kvPath: string | undefined;
+  readonly apiToken: string | undefined;
+  /** `whsec_` secrets, current first; empty in dev until one is generated. */
+  readonly signingSecrets: readonly string[];
+  readonly allowPrivateTargets: boolean;
+  /** Milliseconds to wait before each retry; attempts = length + 1. */
+  readonly retryScheduleMs: readonly number[];
+  readonly timeoutMs: number;
+  /** Upper bound applied to a receiver's `Retry-After`. */
+  readonly retryAfterMaxMs: number;
+  readonly queue: "kv" | "off";
+  readonly sweepMs: number;
+  readonly concurrency: number;
+}
+
+/** Thrown when the environment is invalid; `problems` names each variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const SECRET = /^whsec_([A-Za-z0-9+/]+={0,2})$/;
+
+function _secretProblem(secret: string): string | undefined {
+  const match = SECRET.exec(secret);
+  if (!match) return "expected whsec_ followed by base64";
+  const bytes = atob(match[1]!).length;
+  if (bytes < 24 || bytes > 64) {
+    return `expected 24 to 64 bytes of key, got ${bytes}`;
+  }
+}
+
+const flag = z.enum(["0", "1", "true", "false"]).transform((v) =>
+  v === "1" || v === "true"
+);
+const positiveInt = z.coerce.number().int().positive();
+
+const envSchema = z.object({
+  HOST: z.string().min(1).optional(),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+  RELAY_KV_PATH: z.string().min(1).optional(),
+  RELAY_API_TOKEN: z.string().min(16, "expected at least 16 characters")
+    .optional(),
+  RELAY_SIGNING_SECRET: z.string().optional().transform((raw, ctx) => {
+    const secrets = (raw ?? "").split(",").map((s) => s.trim()).filter(
+      Boolean,
+    );
+    secrets.forEach((secret, i) => {
+      const problem = _secretProblem(secret);
+      if (problem) {
+        ctx.addIssue({ code: "custom", message: `#${i + 1}: ${problem}` });
+      }
+    });
+    return secrets;
+  }),
+  RELAY_ALLOW_PRIVATE_TARGETS: flag.optional(),
+  RELAY_RETRY_SCHEDULE: z.string().optional().transform((raw, ctx) => {
+    if (raw === undefined) return DEFAULT_RETRY_SCHEDULE_S.map((s) => s * 1000);
+    const parts = raw.split(",").map((s) => s.trim());
+    const ms = parts.map((s) => Math.round(Number(s) * 1000));
+    if (
+      parts.some((s, i) => s === "" || !Number.isFinite(ms[i]!) || ms[i]! < 0)
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        message: `expected comma-separated seconds, got "${raw}"`,
+      });
+    }
+    return ms;
+  }),
+  RELAY_TIMEOUT_MS: positiveInt.default(10_000),
+  RELAY_RETRY_AFTER_MAX_S: positiveInt.default(3600),
+  RELAY_QUEUE: z.enum(["kv", "off"]).optional(),
+  RELAY_SWEEP_MS: positiveInt.default(1000),
+  RELAY_CONCURRENCY: positiveInt.default(64),
+});
+
+/**
+ * Parses the relay's configuration from environment variables.
+ *
+ * @param env The variables, e.g. `Deno.env.toObject()`.
+ * @param mode `dev` (local defaults) or `start` (production rules).
+ * @returns A frozen {@link Config}.
+ * @throws {ConfigError} Listing every invalid or missing variable by name.
+ * @example
+ * ```ts
+ * const config = loadConfig({ RELAY_TIMEOUT_MS: "5000" }, "dev");
+ * ```
+ */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  mode: Mode,
+): Config {
+  const blanksRemoved = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ""),
+  );
+  const parsed = envSchema.safeParse(blanksRemoved);
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) =>
+      `${issue.path.join(".")}: ${issue.message}${
+        issue.path[0] && env[String(issue.path[0])] !== undefined &&
+          !String(issue.path[0]).includes("SECRET") &&
+          !String(issue.path[0]).includes("TOKEN")
+          ? ` (got "${env[String(issue.path[0])]}")`
+          : ""
+      }`
+    );
+  if (mode === "start") {
+    for (const name of ["RELAY_API_TOKEN", "RELAY_SIGNING_SECRET"]) {
+      if (!blanksRemoved[name]) {
+        problems.push(`${name}: required when running with "start"`);
+      }
+    }
+  }
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
+  const e = parsed.data;
+  return Object.freeze({
+    mode,
+    host: e.HOST ?? (mode === "dev" ? "127.0.0.1" : "0.0.0.0"),
+    port: e.PORT,
+    kvPath: e.RELAY_KV_PATH ??
+      (mode === "dev" ? ".relay/relay.sqlite3" : undefined),
+    apiToken: e.RELAY_API_TOKEN,
+    signingSecrets: Object.freeze(e.RELAY_SIGNING_SECRET),
+    allowPrivateTargets: e.RELAY_ALLOW_PRIVATE_TARGETS ?? mode === "dev",
+    retryScheduleMs: Object.freeze(e.RELAY_RETRY_SCHEDULE),
+    timeoutMs: e.RELAY_TIMEOUT_MS,
+    retryAfterMaxMs: e.RELAY_RETRY_AFTER_MAX_S * 1000,
+    queue: e.RELAY_QUEUE ?? (env.DENO_DEPLOYMENT_ID ? "off" : "kv"),
+    sweepMs: e.RELAY_SWEEP_MS,
+    concurrency: e.RELAY_CONCURRENCY,
+  });
+}

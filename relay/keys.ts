@@ -1,0 +1,39 @@
+/** The whole KV key space. Nothing else writes an inline key array. */
+
+export const deliveryKey = (id: string) => ["deliveries", id] as const;
+export const deliveriesPrefix = ["deliveries"] as const;
+export const payloadKey = (id: string, chunk: number) =>
+  ["payloads", id, chunk] as const;
+export const payloadPrefix = (id: string) => ["payloads", id] as const;
+export const attemptKey = (id: string, n: number) =>
+  ["attempts", id, n] as const;
+export const attemptsPrefix = (id: string) => ["attempts", id] as const;
+export const dueKey = (at: number, id: string) =>
+  ["deliveries_by_due", at, id] as const;
+export const duePrefix = ["deliveries_by_due"] as const;
+export const statusIndexKey = (status: string, id: string) =>
+  ["deliveries_by_status", status, id] as const;
+export const statusIndexPrefix = (status: string) =>
+  ["deliveries_by_status", status] as const;
+export const stepIndexKey = (stepId: string, id: string) =>
+  ["deliveries_by_step", stepId, id] as const;
+export const stepIndexPrefix = (stepId: string) =>
+  ["deliveries_by_step", stepId] as const;
+export const objectIndexKey = (objectId: string, id: string) =>
+  ["deliveries_by_object", objectId, id] as const;
+export const objectIndexPrefix = (objectId: string) =>
+  ["deliveries_by_object", objectId] as const;
+export const dedupeKey = (
+  stepId: string,
+  taskStatus: string,
+  targetId: string,
+) => ["deliveries_by_dedupe", stepId, taskStatus, targetId] as const;
+export const stepObjectKey = (stepId: string, type: string, objectId: string) =>
+  ["step_objects", stepId, type, objectId] as const;
+export const stepObjectsPrefix = (stepId: string) =>
+  ["step_objects", stepId] as const;
+export const targetKey = (targetId: string) => ["targets", targetId] as const;
+export const eventKey = (idempotencyKey: string) =>
+  ["events_by_key", idempotencyKey] as const;
+export const openCountKey = ["stats", "open_deliveries"] as const;
+export const settingKey = (name: string) => ["settings", name] as const;

@@ -1,0 +1,210 @@
+/**
+ * KV I/O for deliveries: records, payloads, attempts and the indexes that must move
+ * with every state change. Functions take `kv` (or an atomic operation) first.
+ */
+import * as keys from "./keys.ts";
+import {
+  type AttemptRecord,
+  type DeliveryRecord,
+  type DeliveryStatus,
+  dueAt,
+} from "./types.ts";
+
+/** The one queue message the relay sends itself: "look at this delivery". */
+export interface DeliverMessage {
+  type: "deliver";
+  v: 1;
+  id: string;
+}
+
+const CHUNK = 60_000;
+const _encoder = new TextEncoder();
+const _decoder = new TextDecoder();
+const _isOpen = (r: DeliveryRecord | null) =>
+  r !== null && r.status !== "succeeded" && r.status !== "dead";
+
+/**
+ * Adds to `op` every mutation that moves a delivery from `before` to `after`: the
+ * record, its due and status index entries, the open-deliveries counter and, when a
+ * queue is used, a wake-up message at the new due time.
+ *
+ * @param op The atomic operation to extend; the caller checks and commits it.
+ * @param before The record as read (null when creating).
+ * @param after The new record.
+ * @param opts `queue` to enqueue wake-ups; `now` to compute their delay.
+ */
+export function transition(
+  op: Deno.AtomicOperation,
+  before: DeliveryRecord | null,
+  after: DeliveryRecord,
+  opts: { queue: boolean; now: number },
+): Deno.AtomicOperation {
+  op.set(keys.deliveryKey(after.id), after);
+  const [from, to] = [before ? dueAt(before) : null, dueAt(after)];
+  if (from !== to) {
+    if (from !== null) op.delete(keys.dueKey(from, after.id));
+    if (to !== null) {
+      op.set(keys.dueKey(to, after.id), after.id);
+      if (opts.queue) {
+        const msg: DeliverMessage = { type: "deliver", v: 1, id: after.id };
+        op.enqueue(msg, { delay: Math.max(0, to - opts.now) });
+      }
+    }
+  }
+  if (before?.status !== after.status) {
+    if (before) op.delete(keys.statusIndexKey(before.status, after.id));
+    op.set(keys.statusIndexKey(after.status, after.id), after.id);
+  }
+  const delta = Number(_isOpen(after)) - Number(_isOpen(before));
+  if (delta !== 0) {
+    op.sum(keys.openCountKey, delta > 0 ? 1n : (1n << 64n) - 1n);
+  }
+  return op;
+}
+
+/**
+ * Adds a new delivery, its payload and its lookup indexes to `op`.
+ *
+ * @param op The atomic operation to extend.
+ * @param record The new record.
+ * @param payload The exact body to send.
+ * @param opts As for {@link transition}.
+ */
+export function create(
+  op: Deno.AtomicOperation,
+  record: DeliveryRecord,
+  payload: string,
+  opts: { queue: boolean; now: number },
+): Deno.AtomicOperation {
+  const bytes = _encoder.encode(payload);
+  for (let i = 0; i * CHUNK < bytes.length; i++) {
+    op.set(
+      keys.payloadKey(record.id, i),
+      bytes.subarray(i * CHUNK, (i + 1) * CHUNK),
+    );
+  }
+  op.set(keys.stepIndexKey(record.step_id, record.id), record.id);
+  for (const o of record.objects) {
+    op.set(keys.objectIndexKey(o.object_id, record.id), record.id);
+  }
+  return transition(op, null, record, opts);
+}
+
+/**
+ * Reads a delivery's stored payload.
+ *
+ * @param kv The store.
+ * @param id The delivery id.
+ * @returns The exact body that is signed and sent.
+ */
+export async function readPayload(kv: Deno.Kv, id: string): Promise<string> {
+  const parts: Uint8Array[] = [];
+  for await (
+    const e of kv.list<Uint8Array>({ prefix: keys.payloadPrefix(id) })
+  ) {
+    parts.push(e.value);
+  }
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (all.set(p, at), at + p.length), 0);
+  return _decoder.decode(all);
+}
+
+/**
+ * Reads a delivery.
+ *
+ * @param kv The store.
+ * @param id The delivery id.
+ * @returns The entry; `value` is null when unknown.
+ */
+export function getDelivery(
+  kv: Deno.Kv,
+  id: string,
+): Promise<Deno.KvEntryMaybe<DeliveryRecord>> {
+  return kv.get<DeliveryRecord>(keys.deliveryKey(id));
+}
+
+/**
+ * Lists a delivery's attempts, oldest first.
+ *
+ * @param kv The store.
+ * @param id The delivery id.
+ * @returns Every attempt recorded.
+ */
+export async function listAttempts(
+  kv: Deno.Kv,
+  id: string,
+): Promise<AttemptRecord[]> {
+  const out: AttemptRecord[] = [];
+  for await (
+    const e of kv.list<AttemptRecord>({ prefix: keys.attemptsPrefix(id) })
+  ) {
+    out.push(e.value);
+  }
+  return out;
+}
+
+/** Filters for {@link listDeliveries}. */
+export interface ListFilter {
+  object_id?: string;
+  step_id?: string;
+  status?: DeliveryStatus;
+  limit: number;
+  /** The last id of the previous page. */
+  cursor?: string;
+}
+
+/**
+ * Lists deliveries newest first, through the narrowest index the filter allows.
+ *
+ * @param kv The store.
+ * @param filter Object, step and status filters, page size and cursor.
+ * @returns One page and the cursor of the next, if any.
+ */
+export async function listDeliveries(
+  kv: Deno.Kv,
+  filter: ListFilter,
+): Promise<{ items: DeliveryRecord[]; next_cursor: string | null }> {
+  const prefix: readonly string[] = filter.object_id !== undefined
+    ? keys.objectIndexPrefix(filter.object_id)
+    : filter.step_id !== undefined
+    ? keys.stepIndexPrefix(filter.step_id)
+    : filter.status !== undefined
+    ? keys.statusIndexPrefix(filter.status)
+    : keys.deliveriesPrefix;
+  const selector: Deno.KvListSelector = filter.cursor
+    ? { prefix, end: [...prefix, filter.cursor] }
+    : { prefix };
+  const items: DeliveryRecord[] = [];
+  for await (
+    const e of kv.list({ ...selector }, { reverse: true, batchSize: 100 })
+  ) {
+    const id = e.key[e.key.length - 1] as string;
+    const record = prefix === keys.deliveriesPrefix
+      ? e.value as DeliveryRecord
+      : (await getDelivery(kv, id)).value;
+    if (!record || !_matches(record, filter)) continue;
+    items.push(record);
+    if (items.length > filter.limit) break;
+  }
+  const more = items.length > filter.limit;
+  if (more) items.pop();
+  return { items, next_cursor: more ? items[items.length - 1]!.id : null };
+}
+
+function _matches(r: DeliveryRecord, f: ListFilter): boolean {
+  return (f.status === undefined || r.status === f.status) &&
+    (f.step_id === undefined || r.step_id === f.step_id) &&
+    (f.object_id === undefined ||
+      r.objects.some((o) => o.object_id === f.object_id));
+}
+
+/**
+ * Counts deliveries not yet succeeded or dead.
+ *
+ * @param kv The store.
+ * @returns The open count kept beside the records.
+ */
+export async function openCount(kv: Deno.Kv): Promise<number> {
+  const entry = await kv.get<Deno.KvU64>(keys.openCountKey);
+  return entry.value ? Number(entry.value.value) : 0;
+}

@@ -1,0 +1,41 @@
+/**
+ * The sweeper: reads the due-time index and runs every delivery that is due. It is the
+ * driver that works where KV queues do not (new Deno Deploy, remote KV) and the safety
+ * net where they do (a lost message, a crash mid-attempt).
+ */
+import * as keys from "./keys.ts";
+import type { Logger } from "./log.ts";
+import type { DeliveryWorker } from "./worker.ts";
+
+/**
+ * Runs every delivery due by `now`, a page at a time.
+ *
+ * @param deps KV, clock, worker and logger.
+ * @param opts `pageSize` bounds each read (default 200).
+ * @returns How many due deliveries were handed to the worker.
+ */
+export async function sweepDue(
+  deps: { kv: Deno.Kv; now: () => number; worker: DeliveryWorker; log: Logger },
+  opts: { pageSize?: number } = {},
+): Promise<number> {
+  const pageSize = opts.pageSize ?? 200;
+  let handled = 0;
+  let start: Deno.KvKey = [...keys.duePrefix];
+  for (;;) {
+    const end = [...keys.duePrefix, deps.now() + 1];
+    const ids: string[] = [];
+    let last: Deno.KvKey | undefined;
+    for await (
+      const e of deps.kv.list<string>({ start, end }, { limit: pageSize })
+    ) {
+      ids.push(e.value);
+      last = e.key;
+    }
+    await Promise.allSettled(ids.map((id) => deps.worker.run(id)));
+    handled += ids.length;
+    if (ids.length < pageSize || !last) break;
+    start = [...last, ""];
+  }
+  if (handled > 0) deps.log.info("sweep", { due: handled });
+  return handled;
+}

@@ -1,0 +1,80 @@
+/** The relay's records as they are stored in KV and shown by the API. */
+
+/** The authentication a push notification config asks for (AdCP shape). */
+export interface PushAuth {
+  scheme: "HMAC-SHA256" | "Bearer";
+  credentials: string;
+}
+
+/** Where and how one buyer wants to be told. */
+export interface PushTarget {
+  url: string;
+  token?: string;
+  auth?: PushAuth;
+}
+
+/** One object mapped to a workflow step, with its owner and webhook target. */
+export interface StepObject {
+  object_type: string;
+  object_id: string;
+  step_id: string;
+  tenant_id: string;
+  principal_id: string;
+  task_type: string;
+  operation_id?: string;
+  context_id?: string;
+  target?: PushTarget;
+  created_at: number;
+}
+
+/** Delivery state: `failed` means the last attempt failed and another is scheduled. */
+export type DeliveryStatus = "pending" | "failed" | "succeeded" | "dead";
+
+/** A webhook owed to one URL for one step status. The payload is stored apart. */
+export interface DeliveryRecord {
+  id: string;
+  event_id: string;
+  url: string;
+  target_id: string;
+  step_id: string;
+  task_status: string;
+  objects: { object_type: string; object_id: string }[];
+  auth?: PushAuth;
+  status: DeliveryStatus;
+  attempts: number;
+  cycle: number;
+  cycle_attempts: number;
+  next_attempt_at: number | null;
+  lease_until: number | null;
+  created_at: number;
+  updated_at: number;
+  delivered_at: number | null;
+  dead_at: number | null;
+  last_error: string | null;
+  last_status_code: number | null;
+}
+
+/** One HTTP attempt and what came back. */
+export interface AttemptRecord {
+  n: number;
+  cycle: number;
+  at: number;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
+  response_body: string;
+}
+
+/** A receiver URL's health, shared by every delivery to it. */
+export interface TargetRecord {
+  id: string;
+  url: string;
+  disabled_at: number | null;
+  disabled_reason: string | null;
+}
+
+/** Due time of a delivery: its lease while in flight, else its next attempt. */
+export function dueAt(record: DeliveryRecord): number | null {
+  if (record.status === "succeeded" || record.status === "dead") return null;
+  return record.lease_until ?? record.next_attempt_at;
+}
