@@ -62,11 +62,13 @@ function _secretProblem(secret: string): string | undefined {
 const flag = z.enum(["0", "1", "true", "false"]).transform((v) =>
   v === "1" || v === "true"
 );
-const positiveInt = z.coerce.number().int().positive();
+const positiveInt = z.coerce.number({ error: "expected a number" })
+  .int("expected a whole number").positive("expected a positive number");
 
 const envSchema = z.object({
   HOST: z.string().min(1).optional(),
-  PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+  PORT: z.coerce.number({ error: "expected a number" }).int().min(0).max(65535)
+    .default(8000),
   RELAY_KV_PATH: z.string().min(1).optional(),
   RELAY_API_TOKEN: z.string().min(16, "expected at least 16 characters")
     .optional(),

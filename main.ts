@@ -22,9 +22,8 @@ try {
   config = loadConfig(Deno.env.toObject(), mode);
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
-  log.error(`relay cannot start (${mode}): ${err.message}`, {
-    problems: err.problems,
-  });
+  // deno-lint-ignore no-console
+  console.error(`relay cannot start (${mode}): ${err.message}`);
   Deno.exit(78);
 }
 

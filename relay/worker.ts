@@ -20,7 +20,7 @@ import {
 
 /** How much of a response body is kept in the attempt log. */
 export const RESPONSE_BODY_CAP = 2048;
-const LEASE_MARGIN_MS = 5000;
+const LEASE_MARGIN_MS = 2000;
 
 /** What the worker needs; every effect is injected. */
 export interface WorkerDeps {

@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import {
+  ConfigError,
+  DEFAULT_RETRY_SCHEDULE_S,
+  loadConfig,
+} from "../config.ts";
+import { SECRET } from "./_helpers.ts";
+
+function problems(
+  env: Record<string, string>,
+  mode: "dev" | "start",
+): string[] {
+  try {
+    loadConfig(env, mode);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+Deno.test("loadConfig() gives dev its local defaults", () => {
+  const c = loadConfig({}, "dev");
+  assert.equal(c.host, "127.0.0.1");
+  assert.equal(c.port, 8000);
+  assert.equal(c.kvPath, ".relay/relay.sqlite3");
+  assert.equal(c.allowPrivateTargets, true);
+  assert.deepEqual(
+    c.retryScheduleMs,
+    DEFAULT_RETRY_SCHEDULE_S.map((s) => s * 1000),
+  );
+  assert.equal(c.timeoutMs, 10_000);
+  assert.ok(Object.isFrozen(c));
+});
+
+Deno.test("loadConfig() in start mode names each missing secret", () => {
+  assert.deepEqual(problems({}, "start"), [
+    'RELAY_API_TOKEN: required when running with "start"',
+    'RELAY_SIGNING_SECRET: required when running with "start"',
+  ]);
+  const c = loadConfig({
+    RELAY_API_TOKEN: "t".repeat(20),
+    RELAY_SIGNING_SECRET: SECRET,
+  }, "start");
+  assert.equal(c.host, "0.0.0.0");
+  assert.equal(c.allowPrivateTargets, false);
+  assert.equal(c.queue, "kv");
+});
+
+Deno.test("loadConfig() reports every bad value by variable, without echoing secrets", () => {
+  const found = problems({
+    PORT: "eighty",
+    RELAY_TIMEOUT_MS: "-5",
+    RELAY_RETRY_SCHEDULE: "5,x",
+    RELAY_SIGNING_SECRET: `${SECRET},whsec_c2hvcnQ=,plain`,
+    RELAY_ALLOW_PRIVATE_TARGETS: "maybe",
+  }, "dev");
+  const names = found.map((p) => p.split(":")[0]);
+  assert.deepEqual(names.sort(), [
+    "PORT",
+    "RELAY_ALLOW_PRIVATE_TARGETS",
+    "RELAY_RETRY_SCHEDULE",
+    "RELAY_SIGNING_SECRET",
+    "RELAY_SIGNING_SECRET",
+    "RELAY_TIMEOUT_MS",
+  ]);
+  assert.ok(
+    found.some((p) => p.includes("#2: expected 24 to 64 bytes of key, got 5")),
+  );
+  assert.ok(
+    !found.join("\n").includes("c2hvcnQ"),
+    "secret values are not echoed",
+  );
+});
+
+Deno.test("loadConfig() parses rotation lists and fractional schedules", () => {
+  const other = "whsec_" + btoa("x".repeat(32));
+  const c = loadConfig({
+    RELAY_SIGNING_SECRET: `${SECRET}, ${other}`,
+    RELAY_RETRY_SCHEDULE: "0.5, 2",
+  }, "dev");
+  assert.deepEqual(c.signingSecrets, [SECRET, other]);
+  assert.deepEqual(c.retryScheduleMs, [500, 2000]);
+});
+
+async function runMain(mode: string, env: Record<string, string>) {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", mode],
+    env: { ...env, NO_COLOR: "1" },
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code,
+    out: new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr),
+  };
+}
+
+Deno.test("main.ts start refuses to start without its secrets, naming them", async () => {
+  const { code, out } = await runMain("start", {
+    PATH: Deno.env.get("PATH") ?? "",
+  });
+  assert.equal(code, 78);
+  assert.match(out, /RELAY_API_TOKEN: required/);
+  assert.match(out, /RELAY_SIGNING_SECRET: required/);
+});
+
+Deno.test("main.ts dev refuses a bad value, naming the variable", async () => {
+  const { code, out } = await runMain("dev", { RELAY_TIMEOUT_MS: "soon" });
+  assert.equal(code, 78);
+  assert.match(out, /RELAY_TIMEOUT_MS: .*got "soon"/);
+});
