@@ -1,0 +1,165 @@
+/**
+ * `deno task bench`: the relay side by side with the limit, on this machine, loopback
+ * only. Prints a table and one JSON line.
+ *
+ * - limit:   pre-signed POSTs straight to the receiver (no relay);
+ * - naive:   the textbook Deno KV design (`kv.enqueue` + `listenQueue` that POSTs);
+ * - relay:   `POST /v1/events` to `main.ts dev` in its own process → verified receipt;
+ * - backlog: deliveries piled up while the receiver is down, then released;
+ * - db:      not measured here until the Postgres adapter (issue 3) is in this build.
+ *
+ * Usage: `deno task bench [--quick] [--n 3000] [--light 200] [--concurrency 32]
+ *   [--backlog 100000] [--only limit,naive,relay,backlog] [--cpu-prof DIR]`
+ */
+import { parseArgs } from "node:util";
+import { runLimit, runNaive } from "./bench/baselines.ts";
+import { startBenchReceiver } from "./bench/receiver.ts";
+import { runBacklog, runRelay } from "./bench/relay_phases.ts";
+import { round } from "./bench/measure.ts";
+
+const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+const { values: flags } = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean", default: false },
+    n: { type: "string" },
+    light: { type: "string" },
+    concurrency: { type: "string" },
+    backlog: { type: "string" },
+    only: { type: "string" },
+    "cpu-prof": { type: "string" },
+  },
+});
+const num = (v: string | undefined, fallback: number) => {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(`Expected a positive whole number, got "${v}"`);
+  }
+  return n;
+};
+const sizes = {
+  n: num(flags.n, flags.quick ? 500 : 3000),
+  light: num(flags.light, flags.quick ? 50 : 200),
+  concurrency: num(flags.concurrency, 32),
+  backlog: num(flags.backlog, flags.quick ? 2000 : 100_000),
+};
+const only = new Set(
+  (flags.only ?? "limit,naive,relay,backlog").split(",").map((s) => s.trim()),
+);
+const timeoutMs = 600_000;
+const opts = { secret: SECRET, ...sizes, timeoutMs };
+
+const receiver = startBenchReceiver(SECRET);
+const log = (msg: string) =>
+  Deno.stderr.writeSync(new TextEncoder().encode(`bench: ${msg}\n`));
+async function phase<T>(name: string, run: () => Promise<T>) {
+  if (!only.has(name)) return null;
+  log(`${name}…`);
+  return await run();
+}
+
+try {
+  log(`sizes ${JSON.stringify(sizes)}`);
+  const limit = await phase("limit", () => runLimit(receiver, opts));
+  const naive = await phase("naive", () => runNaive(receiver, opts));
+  const relay = await phase(
+    "relay",
+    () => runRelay(receiver, { ...opts, cpuProfDir: flags["cpu-prof"] }),
+  );
+  const backlog = await phase(
+    "backlog",
+    () => runBacklog(receiver, { ...opts, n: sizes.backlog }),
+  );
+  if (receiver.rejected() > 0) {
+    throw new Error(`${receiver.rejected()} deliveries failed verification`);
+  }
+
+  const ratio = (a?: number, b?: number) =>
+    a !== undefined && b !== undefined ? round(a / b, 2) : null;
+  const rows: string[][] = [[
+    "phase",
+    "deliveries/s",
+    "light p50 ms",
+    "light p99 ms",
+    "load p50 ms",
+    "load p99 ms",
+    "peak RSS MB",
+  ]];
+  for (const [name, r] of [["limit", limit], ["naive", naive]] as const) {
+    if (!r) continue;
+    rows.push([
+      name,
+      String(r.load.per_second),
+      String(r.light.p50_ms),
+      String(r.light.p99_ms),
+      String(r.load.p50_ms),
+      String(r.load.p99_ms),
+      "",
+    ]);
+  }
+  if (relay) {
+    rows.push([
+      "relay",
+      String(relay.load.per_second),
+      String(relay.light.p50_ms),
+      String(relay.light.p99_ms),
+      String(relay.load.p50_ms),
+      String(relay.load.p99_ms),
+      String(relay.peak_rss_mb),
+    ]);
+  }
+  if (backlog) {
+    rows.push([
+      `backlog ${backlog.n}`,
+      `${backlog.drain_per_second} (drain)`,
+      "",
+      "",
+      "",
+      "",
+      String(backlog.peak_rss_mb),
+    ]);
+  }
+  rows.push([
+    "db",
+    "not measured: no Postgres adapter in this build (issue 3)",
+  ]);
+  const widths = rows[0]!.map((_, i) =>
+    Math.max(...rows.map((r) => (r[i] ?? "").length))
+  );
+  const out = rows.map((r) =>
+    r.map((c, i) => c.padEnd(i === r.length - 1 ? 0 : widths[i]!)).join("  ")
+      .trimEnd()
+  );
+  const headline = {
+    relay_vs_limit: ratio(relay?.load.per_second, limit?.load.per_second),
+    relay_vs_naive: ratio(relay?.load.per_second, naive?.load.per_second),
+    drain_vs_limit: ratio(backlog?.drain_per_second, limit?.load.per_second),
+  };
+  out.push(
+    "db: not measured, no Postgres adapter in this build (issue 3)",
+    "",
+    `relay/limit ${headline.relay_vs_limit ?? "-"}  relay/naive ${
+      headline.relay_vs_naive ?? "-"
+    }  drain/limit ${
+      headline.drain_vs_limit ?? "-"
+    }  (concurrency ${sizes.concurrency}, ${navigator.hardwareConcurrency} cores)`,
+  );
+  // deno-lint-ignore no-console
+  console.log(out.join("\n"));
+  // deno-lint-ignore no-console
+  console.log(JSON.stringify({
+    bench: "webhook-relay",
+    sizes,
+    cores: navigator.hardwareConcurrency,
+    ...headline,
+    limit,
+    naive,
+    relay,
+    backlog,
+    db: null,
+  }));
+} finally {
+  await receiver.close();
+}
