@@ -6,6 +6,7 @@
  */
 import { ConfigError, loadConfig, type Mode } from "./config.ts";
 import { settingKey } from "./relay/keys.ts";
+import { createGroupCommitter } from "./relay/group_commit.ts";
 import { createLogger, type Logger } from "./relay/log.ts";
 import { Metrics } from "./relay/metrics.ts";
 import { createQueueHandler } from "./relay/queue.ts";
@@ -40,6 +41,7 @@ if (!config.apiToken) {
 }
 
 const metrics = new Metrics();
+const committer = createGroupCommitter(kv);
 const worker = createDeliveryWorker({
   kv,
   fetch,
@@ -50,6 +52,7 @@ const worker = createDeliveryWorker({
   signer: createSigner(secrets),
   log,
   metrics,
+  committer,
 });
 if (config.queue === "kv") kv.listenQueue(createQueueHandler({ worker, log }));
 
@@ -72,6 +75,7 @@ const app = createApp({
   now: Date.now,
   log,
   metrics,
+  committer,
   queue: config.queue === "kv",
   worker,
   apiToken: config.apiToken,

@@ -10,6 +10,7 @@ import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { buildPayload } from "./payload.ts";
 import { toTaskStatus } from "./status.ts";
+import { commitWrites, type GroupCommitter } from "./group_commit.ts";
 import { create } from "./store.ts";
 import type {
   DeliveryRecord,
@@ -17,6 +18,8 @@ import type {
   StepObject,
   TargetRecord,
 } from "./types.ts";
+import type { HeldDelivery } from "./worker.ts";
+import { type AtomicWriter, WriteSet } from "./write_set.ts";
 
 /** A media buy was created and mapped to a workflow step. */
 export interface MediaBuyCreated {
@@ -59,6 +62,12 @@ export interface Answer {
   skipped: Skip[];
 }
 
+/** A delivery planned by {@link planStep}, with the exact body to send. */
+export interface Created {
+  record: DeliveryRecord;
+  payload: string;
+}
+
 /** What intake needs. */
 export interface IntakeDeps {
   kv: Deno.Kv;
@@ -66,6 +75,13 @@ export interface IntakeDeps {
   log: Logger;
   metrics: Metrics;
   queue: boolean;
+  /**
+   * When set, deliveries are created already leased for this long by the accepting
+   * process, which sends them at once (`worker.send`) without a claim commit.
+   */
+  leaseMs?: number;
+  /** Shares KV commits between concurrent events; without it each commits alone. */
+  committer?: GroupCommitter;
 }
 
 /** Thrown when an `Idempotency-Key` is reused for a different request body. */
@@ -101,14 +117,15 @@ export function targetId(url: string): string {
  * @param deps KV, clock, logger, metrics and whether wake-ups are enqueued.
  * @param event The validated event.
  * @param opts The request's `Idempotency-Key` and a fingerprint of its body.
- * @returns The answer, and whether it is a replay of an earlier one.
+ * @returns The answer, whether it is a replay of an earlier one, and (with
+ *   `deps.leaseMs`) the new deliveries whose lease the caller now holds.
  * @throws {IdempotencyConflictError} When the key was used for another body.
  */
 export async function acceptEvent(
   deps: IntakeDeps,
   event: RelayEvent,
   opts: { idempotencyKey?: string; fingerprint: string },
-): Promise<{ answer: Answer; replayed: boolean }> {
+): Promise<{ answer: Answer; replayed: boolean; held: HeldDelivery[] }> {
   const natural = event.type === "media_buy.created"
     ? `natural:${event.type}:${event.step_id}:${event.status}:${event.media_buy_id}`
     : `natural:${event.type}:${event.step_id}:${event.status}`;
@@ -132,16 +149,17 @@ export async function acceptEvent(
         trace_id: earlier.event_id,
         type: event.type,
       });
-      return { answer: earlier.answer, replayed: true };
+      return { answer: earlier.answer, replayed: true, held: [] };
     }
     const eventId = newId("evt", deps.now());
-    const op = deps.kv.atomic();
-    const answer = event.type === "media_buy.created"
+    const op = new WriteSet();
+    const { created, ...answer } = event.type === "media_buy.created"
       ? _recordMapping(op, event, deps.now())
       : await planStep(deps, op, {
         eventId,
         update: event,
         objects: await _stepObjects(deps.kv, event.step_id),
+        leaseMs: deps.leaseMs,
       });
     const record: EventRecord = {
       event_id: eventId,
@@ -154,9 +172,14 @@ export async function acceptEvent(
         record,
       );
     }
-    if ((await op.commit()).ok) {
+    const committed = await commitWrites(deps, op);
+    if (committed.ok) {
       _logAccepted(deps, event, record.answer);
-      return { answer: record.answer, replayed: false };
+      const held = deps.leaseMs === undefined ? [] : created.map((c) => ({
+        ...c,
+        versionstamp: committed.versionstamp,
+      }));
+      return { answer: record.answer, replayed: false, held };
     }
     if (round >= 4) {
       throw new Error(`Cannot accept event: ${round + 1} write conflicts`);
@@ -165,10 +188,10 @@ export async function acceptEvent(
 }
 
 function _recordMapping(
-  op: Deno.AtomicOperation,
+  op: AtomicWriter,
   event: MediaBuyCreated,
   now: number,
-): Omit<Answer, "event_id"> {
+): Omit<Answer, "event_id"> & { created: Created[] } {
   const object: StepObject = {
     object_type: "media_buy",
     object_id: event.media_buy_id,
@@ -185,7 +208,7 @@ function _recordMapping(
     keys.stepObjectKey(event.step_id, "media_buy", event.media_buy_id),
     object,
   );
-  return { deliveries: [], skipped: [] };
+  return { deliveries: [], skipped: [], created: [] };
 }
 
 async function _stepObjects(
@@ -207,16 +230,24 @@ async function _stepObjects(
  * Every object or URL that gets nothing is named in `skipped`.
  *
  * @param deps KV, clock and queue setting.
- * @param op The atomic operation the caller commits.
- * @param input The event id, the update and the step's mapped objects.
- * @returns The deliveries and skips (without the event id).
+ * @param op The atomic operation (or write set) the caller commits.
+ * @param input The event id, the update, the step's mapped objects and, to create
+ *   the deliveries already leased by the caller, the lease length.
+ * @returns The deliveries and skips (without the event id), and each new record
+ *   with its payload in `created`.
  */
 export async function planStep(
   deps: Pick<IntakeDeps, "kv" | "now" | "queue">,
-  op: Deno.AtomicOperation,
-  input: { eventId: string; update: StepUpdated; objects: StepObject[] },
-): Promise<Omit<Answer, "event_id">> {
+  op: AtomicWriter,
+  input: {
+    eventId: string;
+    update: StepUpdated;
+    objects: StepObject[];
+    leaseMs?: number;
+  },
+): Promise<Omit<Answer, "event_id"> & { created: Created[] }> {
   const { update, objects, eventId } = input;
+  const created: Created[] = [];
   const now = deps.now();
   const skipped: Skip[] = [];
   const taskStatus = toTaskStatus(update.status);
@@ -224,12 +255,14 @@ export async function planStep(
     return {
       deliveries: [],
       skipped: [{ reason: "unmapped_status", status: update.status }],
+      created,
     };
   }
   if (objects.length === 0) {
     return {
       deliveries: [],
       skipped: [{ reason: "no_mapping", step_id: update.step_id }],
+      created,
     };
   }
   const byUrl = new Map<string, StepObject[]>();
@@ -295,7 +328,7 @@ export async function planStep(
       cycle: 1,
       cycle_attempts: 0,
       next_attempt_at: now,
-      lease_until: null,
+      lease_until: input.leaseMs === undefined ? null : now + input.leaseMs,
       created_at: now,
       updated_at: now,
       delivered_at: null,
@@ -329,8 +362,9 @@ export async function planStep(
     op.check(dedupe).set(keys.dedupeKey(update.step_id, taskStatus, tid), id);
     create(op, record, payload, { queue: deps.queue, now });
     deliveries.push({ id, url, status: record.status });
+    created.push({ record, payload });
   });
-  return { deliveries, skipped };
+  return { deliveries, skipped, created };
 }
 
 async function _getAll<T>(

@@ -3,6 +3,7 @@
  * with every state change. Functions take `kv` (or an atomic operation) first.
  */
 import * as keys from "./keys.ts";
+import type { AtomicWriter } from "./write_set.ts";
 import {
   type AttemptRecord,
   type DeliveryRecord,
@@ -26,26 +27,30 @@ const _isOpen = (r: DeliveryRecord | null) =>
 /**
  * Adds to `op` every mutation that moves a delivery from `before` to `after`: the
  * record, its due and status index entries, the open-deliveries counter and, when a
- * queue is used, a wake-up message at the new due time.
+ * queue is used, a wake-up message at the new due time. A lease's end gets no message:
+ * the process holding it settles it, and should that process die, the sweeper finds
+ * the lease's due entry once it ends (a message would cost two queue writes per
+ * attempt, for a case the sweeper already covers).
  *
- * @param op The atomic operation to extend; the caller checks and commits it.
+ * @param op The atomic operation (or write set) to extend; the caller checks and
+ *   commits it.
  * @param before The record as read (null when creating).
  * @param after The new record.
  * @param opts `queue` to enqueue wake-ups; `now` to compute their delay.
  */
-export function transition(
-  op: Deno.AtomicOperation,
+export function transition<Op extends AtomicWriter>(
+  op: Op,
   before: DeliveryRecord | null,
   after: DeliveryRecord,
   opts: { queue: boolean; now: number },
-): Deno.AtomicOperation {
+): Op {
   op.set(keys.deliveryKey(after.id), after);
   const [from, to] = [before ? dueAt(before) : null, dueAt(after)];
   if (from !== to) {
     if (from !== null) op.delete(keys.dueKey(from, after.id));
     if (to !== null) {
       op.set(keys.dueKey(to, after.id), after.id);
-      if (opts.queue) {
+      if (opts.queue && after.lease_until === null) {
         const msg: DeliverMessage = { type: "deliver", v: 1, id: after.id };
         op.enqueue(msg, { delay: Math.max(0, to - opts.now) });
       }
@@ -70,12 +75,12 @@ export function transition(
  * @param payload The exact body to send.
  * @param opts As for {@link transition}.
  */
-export function create(
-  op: Deno.AtomicOperation,
+export function create<Op extends AtomicWriter>(
+  op: Op,
   record: DeliveryRecord,
   payload: string,
   opts: { queue: boolean; now: number },
-): Deno.AtomicOperation {
+): Op {
   const bytes = _encoder.encode(payload);
   for (let i = 0; i * CHUNK < bytes.length; i++) {
     op.set(

@@ -4,6 +4,7 @@
  * atomic. Safe to run for the same delivery from several drivers at once.
  */
 import type { Config } from "../config.ts";
+import { commitWrites, type GroupCommitter } from "./group_commit.ts";
 import * as keys from "./keys.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
@@ -17,6 +18,7 @@ import {
   dueAt,
   type TargetRecord,
 } from "./types.ts";
+import { WriteSet } from "./write_set.ts";
 
 /** How much of a response body is kept in the attempt log. */
 export const RESPONSE_BODY_CAP = 2048;
@@ -36,14 +38,32 @@ export interface WorkerDeps {
   signer: Signer;
   log: Logger;
   metrics: Metrics;
+  /** Shares outcome commits between concurrent attempts; without it each commits alone. */
+  committer?: GroupCommitter;
+}
+
+/** A delivery this process holds the lease of, as committed, with its body. */
+export interface HeldDelivery {
+  record: DeliveryRecord;
+  payload: string;
+  /** The versionstamp of the commit that set the lease. */
+  versionstamp: string;
 }
 
 /** The worker's handle. */
 export interface DeliveryWorker {
+  /** How long a lease taken by this worker lasts (timeout + margin). */
+  readonly leaseMs: number;
   /** Attempts the delivery if it is due and not leased; resolves when recorded. */
   run(id: string): Promise<void>;
-  /** Starts {@link run} without waiting, for the fast path after intake. */
+  /** Starts {@link run} without waiting. */
   kick(id: string): void;
+  /**
+   * The fast path after intake: sends a delivery created already leased by this
+   * process, without re-reading or claiming it. If no slot frees up while the lease
+   * still covers a full attempt, it is left to the sweeper once the lease ends.
+   */
+  send(held: HeldDelivery): void;
   /** Resolves when no attempt is in flight. */
   idle(): Promise<void>;
 }
@@ -77,23 +97,34 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     }
   }
 
-  function run(id: string): Promise<void> {
+  function track(id: string, work: () => Promise<void>): Promise<void> {
     const running = inflight.get(id);
     if (running) return running;
-    const p = slot(() => _attempt(deps, id)).finally(() => inflight.delete(id));
+    const p = slot(work).finally(() => inflight.delete(id));
     inflight.set(id, p);
     return p;
   }
 
+  const run = (id: string) => track(id, () => _attempt(deps, id));
+  const report = (id: string) => (err: unknown) =>
+    deps.log.error("attempt failed to run", {
+      delivery_id: id,
+      error: String(err),
+    });
+
   return {
+    leaseMs: deps.config.timeoutMs + LEASE_MARGIN_MS,
     run,
     kick(id) {
-      run(id).catch((err) =>
-        deps.log.error("attempt failed to run", {
-          delivery_id: id,
-          error: String(err),
-        })
-      );
+      run(id).catch(report(id));
+    },
+    send(held) {
+      const id = held.record.id;
+      track(id, async () => {
+        if (deps.now() + deps.config.timeoutMs < held.record.lease_until!) {
+          await _send(deps, held);
+        }
+      }).catch(report(id));
     },
     async idle() {
       while (inflight.size > 0) {
@@ -119,11 +150,20 @@ async function _attempt(deps: WorkerDeps, id: string): Promise<void> {
   });
   const claimed = await claim.commit();
   if (!claimed.ok) return;
+  await _send(deps, {
+    record: leased,
+    payload: await readPayload(deps.kv, id),
+    versionstamp: claimed.versionstamp,
+  });
+}
 
-  const body = await readPayload(deps.kv, id);
+/** Signs, POSTs and records the outcome of a delivery whose lease is held. */
+async function _send(deps: WorkerDeps, held: HeldDelivery): Promise<void> {
+  const { record, payload: body } = held;
+  const id = record.id;
   const started = deps.now();
   const timestampS = Math.floor(started / 1000);
-  const { result, responseBody } = await _post(deps, leased, {
+  const { result, responseBody } = await _post(deps, record, {
     body,
     headers: attemptHeaders(deps.signer, {
       id,
@@ -133,7 +173,7 @@ async function _attempt(deps: WorkerDeps, id: string): Promise<void> {
     }),
   });
   const finished = deps.now();
-  const { record: next, verdict } = settle(leased, result, {
+  const { record: next, verdict } = settle(record, result, {
     now: finished,
     random: deps.random(),
     scheduleMs: deps.config.retryScheduleMs,
@@ -151,11 +191,11 @@ async function _attempt(deps: WorkerDeps, id: string): Promise<void> {
   deps.metrics.observeAttempt(attempt.duration_ms);
   deps.metrics.inc("relay_attempts_total", { result: verdict.kind });
   const outcome = transition(
-    deps.kv.atomic().check({
+    new WriteSet().check({
       key: keys.deliveryKey(id),
-      versionstamp: claimed.versionstamp,
+      versionstamp: held.versionstamp,
     }),
-    leased,
+    record,
     next,
     { queue: deps.queue, now: finished },
   ).set(keys.attemptKey(id, attempt.n), attempt);
@@ -181,7 +221,7 @@ async function _attempt(deps: WorkerDeps, id: string): Promise<void> {
     outcome: next.status,
     next_attempt_at: next.next_attempt_at,
   };
-  if (!(await outcome.commit()).ok) {
+  if (!(await commitWrites(deps, outcome)).ok) {
     await deps.kv.set(keys.attemptKey(id, attempt.n), attempt);
     deps.log.warn("attempt outcome superseded", fields);
     return;

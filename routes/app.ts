@@ -1,6 +1,7 @@
 /** Builds the HTTP app: auth on /v1, the routes, one error shape, and `/openapi.json`. */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { GroupCommitter } from "../relay/group_commit.ts";
 import type { Logger } from "../relay/log.ts";
 import type { Metrics } from "../relay/metrics.ts";
 import type { DeliveryWorker } from "../relay/worker.ts";
@@ -19,6 +20,8 @@ export interface AppDeps {
   worker: DeliveryWorker;
   apiToken?: string;
   allowPrivateTargets: boolean;
+  /** Shares KV commits between concurrent events. */
+  committer?: GroupCommitter;
 }
 
 /** An OpenAPIHono whose validation failures become our 400 shape. */

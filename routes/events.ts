@@ -127,13 +127,12 @@ export function createEventsRoutes(deps: AppDeps) {
     }
     const raw = new Uint8Array(await c.req.arrayBuffer());
     const fingerprint = createHash("sha256").update(raw).digest("hex");
-    const { answer, replayed } = await acceptEvent(deps, event, {
-      idempotencyKey: key,
-      fingerprint,
-    });
-    if (!replayed) {
-      for (const d of answer.deliveries) deps.worker.kick(d.id);
-    }
+    const { answer, replayed, held } = await acceptEvent(
+      { ...deps, leaseMs: deps.worker.leaseMs },
+      event,
+      { idempotencyKey: key, fingerprint },
+    );
+    for (const h of held) deps.worker.send(h);
     if (replayed) c.header("idempotent-replayed", "true");
     return c.json(answer, 202);
   });

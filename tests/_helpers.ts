@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { type Config, loadConfig } from "../config.ts";
 import { verifyWebhooks } from "../receiver/middleware.ts";
 import type { VerifiedWebhook } from "../receiver/verify.ts";
+import { createGroupCommitter } from "../relay/group_commit.ts";
 import { createLogger } from "../relay/log.ts";
 import { Metrics } from "../relay/metrics.ts";
 import { createQueueHandler } from "../relay/queue.ts";
@@ -109,6 +110,7 @@ export function startTestRelay(
   const lines: string[] = [];
   const log = createLogger((l) => lines.push(l));
   const metrics = new Metrics();
+  const committer = createGroupCommitter(kv);
   const queue = opts.queue ?? true;
   const worker: DeliveryWorker = createDeliveryWorker({
     kv,
@@ -120,6 +122,7 @@ export function startTestRelay(
     signer: createSigner([SECRET]),
     log,
     metrics,
+    committer,
   });
   const listening = queue
     ? kv.listenQueue(createQueueHandler({ worker, log }))
@@ -129,6 +132,7 @@ export function startTestRelay(
     now: Date.now,
     log,
     metrics,
+    committer,
     queue,
     worker,
     apiToken: opts.apiToken,

@@ -1,0 +1,68 @@
+/**
+ * Checks and mutations recorded for a commit that may be shared with others (see
+ * `group_commit.ts`). It offers the part of `Deno.AtomicOperation` the relay uses, so
+ * the functions that fill an operation accept either.
+ */
+
+interface Enqueue {
+  value: unknown;
+  options?: Parameters<Deno.AtomicOperation["enqueue"]>[1];
+}
+
+/** The part of `Deno.AtomicOperation` the relay's writers use. */
+export interface AtomicWriter {
+  check(...checks: Deno.AtomicCheck[]): this;
+  set(key: Deno.KvKey, value: unknown, options?: { expireIn?: number }): this;
+  delete(key: Deno.KvKey): this;
+  sum(key: Deno.KvKey, n: bigint): this;
+  enqueue(value: unknown, options?: Enqueue["options"]): this;
+}
+
+/** A recorded atomic write: applied later to a real operation, alone or in a group. */
+export class WriteSet implements AtomicWriter {
+  readonly checks: Deno.AtomicCheck[] = [];
+  readonly mutations: Deno.KvMutation[] = [];
+  readonly enqueues: Enqueue[] = [];
+
+  /** Records checks; the write fails unless each key has the given versionstamp. */
+  check(...checks: Deno.AtomicCheck[]): this {
+    this.checks.push(...checks);
+    return this;
+  }
+
+  /** Records a set. */
+  set(key: Deno.KvKey, value: unknown, options?: { expireIn?: number }): this {
+    this.mutations.push({ type: "set", key, value, ...options });
+    return this;
+  }
+
+  /** Records a delete. */
+  delete(key: Deno.KvKey): this {
+    this.mutations.push({ type: "delete", key });
+    return this;
+  }
+
+  /** Records a sum on a `Deno.KvU64`. */
+  sum(key: Deno.KvKey, n: bigint): this {
+    this.mutations.push({ type: "sum", key, value: new Deno.KvU64(n) });
+    return this;
+  }
+
+  /** Records a queue message. */
+  enqueue(value: unknown, options?: Enqueue["options"]): this {
+    this.enqueues.push({ value, options });
+    return this;
+  }
+
+  /**
+   * Adds everything recorded to `op`.
+   *
+   * @param op A real atomic operation.
+   * @returns `op`, for chaining.
+   */
+  applyTo(op: Deno.AtomicOperation): Deno.AtomicOperation {
+    op.check(...this.checks).mutate(...this.mutations);
+    for (const e of this.enqueues) op.enqueue(e.value, e.options);
+    return op;
+  }
+}
