@@ -121,10 +121,6 @@ try {
       String(backlog.peak_rss_mb),
     ]);
   }
-  rows.push([
-    "db",
-    "not measured: no Postgres adapter in this build (issue 3)",
-  ]);
   const widths = rows[0]!.map((_, i) =>
     Math.max(...rows.map((r) => (r[i] ?? "").length))
   );
