@@ -133,9 +133,14 @@ export async function acceptEvent(
     ? [natural]
     : [`header:${opts.idempotencyKey}`, natural];
   for (let round = 0;; round++) {
-    const seen = await deps.kv.getMany<EventRecord[]>(
-      eventKeys.map(keys.eventKey),
-    );
+    // Both reads at once: a step update's mapped objects are needed unless it is a
+    // duplicate, which is rare.
+    const [seen, objects] = await Promise.all([
+      deps.kv.getMany<EventRecord[]>(eventKeys.map(keys.eventKey)),
+      event.type === "workflow_step.updated"
+        ? _stepObjects(deps.kv, event.step_id)
+        : [],
+    ]);
     const [first] = seen;
     if (
       opts.idempotencyKey && first?.value &&
@@ -158,7 +163,7 @@ export async function acceptEvent(
       : await planStep(deps, op, {
         eventId,
         update: event,
-        objects: await _stepObjects(deps.kv, event.step_id),
+        objects,
         leaseMs: deps.leaseMs,
       });
     const record: EventRecord = {
@@ -280,14 +285,14 @@ export async function planStep(
     objs,
     tid: targetId(url),
   }));
-  const targets = await _getAll<TargetRecord>(
-    deps.kv,
-    groups.map((g) => keys.targetKey(g.tid)),
-  );
-  const dedupes = await _getAll<string>(
-    deps.kv,
-    groups.map((g) => keys.dedupeKey(update.step_id, taskStatus, g.tid)),
-  );
+  const read = await _getAll<unknown>(deps.kv, [
+    ...groups.map((g) => keys.targetKey(g.tid)),
+    ...groups.map((g) => keys.dedupeKey(update.step_id, taskStatus, g.tid)),
+  ]);
+  const targets = read.slice(0, groups.length) as Deno.KvEntryMaybe<
+    TargetRecord
+  >[];
+  const dedupes = read.slice(groups.length) as Deno.KvEntryMaybe<string>[];
   const deliveries: Answer["deliveries"] = [];
   groups.forEach(({ url, objs, tid }, i) => {
     const target = targets[i]!;
