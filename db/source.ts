@@ -146,7 +146,7 @@ export function createStepSource(sql: Sql): StepSource {
             webhook_url, payload, event_type, object_id, status, attempts,
             last_attempt_at, delivered_at, last_error, response_code, created_at)
           values (${r.delivery_id}, ${r.tenant_id}, ${r.webhook_url},
-            ${r.payload}::jsonb, ${r.event_type}, ${r.object_id}, ${r.status},
+            ${r.payload}::text::jsonb, ${r.event_type}, ${r.object_id}, ${r.status},
             ${r.attempts}::int, ${at(r.last_attempt_at_ms)},
             ${at(r.delivered_at_ms)}, ${r.last_error}, ${r.response_code}::int,
             ${at(r.created_at_ms)})
