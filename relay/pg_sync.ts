@@ -153,9 +153,9 @@ export function createPgSync(deps: PgSyncDeps): PgSync {
         skipped: answer.skipped,
       };
       op.set(keys.pgStepKey(stepId, status), record);
-      if (writeBackTable) {
+      if (writeBackTable && chain.context) {
         const entry: WriteBackEntry = {
-          tenant_id: chain.context!.tenant_id,
+          tenant_id: chain.context.tenant_id,
           object_id: r.objects[0]?.object_id ?? null,
           written_updated_at: null,
         };

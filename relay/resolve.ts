@@ -91,7 +91,7 @@ export function resolveStep(
   chain: StepChain,
   opts: { status: string; nullIsActive: boolean; allowPrivate: boolean },
 ): Resolution {
-  const { step, mappings, context, configs } = chain;
+  const { step, mappings, context } = chain;
   const findings: Finding[] = [];
   const seen = new Set<string>();
   const objects = mappings.filter((m) => {

@@ -64,12 +64,16 @@ export interface TestDb extends AsyncDisposable {
 export function startPgRelay(
   kv: Deno.Kv,
   sql: Sql,
-  opts: { env?: Record<string, string>; nullIsActive?: boolean } = {},
+  opts: {
+    env?: Record<string, string>;
+    nullIsActive?: boolean;
+    allowPrivate?: boolean;
+  } = {},
 ) {
   const source: StepSource = createStepSource(sql);
   const resolveOpts = {
     nullIsActive: opts.nullIsActive ?? false,
-    allowPrivate: true,
+    allowPrivate: opts.allowPrivate ?? true,
   };
   const relay = startTestRelay(kv, {
     env: opts.env,
