@@ -168,7 +168,7 @@ async function _deliveryFinding(
         `delivered after ${d.attempts} attempt(s), HTTP ${d.last_status_code}`,
     };
   }
-  if (target?.disabled_at) {
+  if (target?.disabled_at && d.status === "dead") {
     return {
       ...base,
       ok: false,

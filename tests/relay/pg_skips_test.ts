@@ -158,7 +158,10 @@ Deno.test("every skip is named, from real rows, in the sync and in explain", asy
           return causes(d).includes(reason) ? d : undefined;
         }, { what: reason });
         const f = doc!.steps[0]!.findings.find((x) => x.cause === reason)!;
-        assert.ok("attempts" in f && f.attempts.length >= 1);
+        assert.ok(
+          "attempts" in f && f.attempts.length >= 1,
+          JSON.stringify(doc),
+        );
       }
       const again = agentIds("gone_again", gone.url);
       await seedAgent(db.sql, again);
