@@ -3,11 +3,13 @@
  * polling `completed_at` past a KV cursor, or by NOTIFY) into durable deliveries, each
  * (step, status) processed once, every decision logged with its trace id.
  */
+import { z } from "zod";
 import { type Answer, planStep, type Skip } from "./intake.ts";
 import { newId } from "./ids.ts";
 import * as keys from "./keys.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
+import { logDecisions } from "./pg_decisions.ts";
 import { resolveStep } from "./resolve.ts";
 import type { StepSource } from "./source.ts";
 import type { StepObject } from "./types.ts";
@@ -165,7 +167,7 @@ export function createPgSync(deps: PgSyncDeps): PgSync {
       }
       if (!(await op.commit()).ok) continue;
       for (const d of answer.deliveries) deps.worker.kick(d.id);
-      _logDecisions(deps, { stepId, status, via: opts.via, answer, r });
+      logDecisions(deps, { stepId, status, via: opts.via, answer, r });
       return answer;
     }
     throw new Error(`Cannot process step "${stepId}": 5 write conflicts`);
@@ -199,11 +201,13 @@ export function createPgSync(deps: PgSyncDeps): PgSync {
           const known = seen.value &&
             c.changed_at_ms <= (seen.value.changed_at_ms ?? 0);
           if (
-            !known && await processStep(c.step_id, {
-              via: "poll",
-              status: c.status,
-              changedAtMs: c.changed_at_ms,
-            })
+            !known &&
+            await _guarded(deps, c.step_id, () =>
+              processStep(c.step_id, {
+                via: "poll",
+                status: c.status,
+                changedAtMs: c.changed_at_ms,
+              }))
           ) processed++;
           newest = Math.max(newest, c.changed_at_ms);
         }
@@ -231,37 +235,20 @@ async function _checkWriteBack(deps: PgSyncDeps): Promise<boolean> {
   return present;
 }
 
-function _logDecisions(
+/** A row that does not parse is named and passed over; any other error ends the pass. */
+async function _guarded<T>(
   deps: PgSyncDeps,
-  d: {
-    stepId: string;
-    status: string;
-    via: string;
-    answer: Answer;
-    r: ReturnType<typeof resolveStep>;
-  },
-) {
-  const trace = { trace_id: d.answer.event_id, step_id: d.stepId };
-  deps.metrics.inc("relay_events_accepted_total", { type: `pg_${d.via}` });
-  deps.log.info("step resolved", {
-    ...trace,
-    status: d.status,
-    task_status: d.r.taskStatus ?? null,
-    via: d.via,
-    deliveries: d.answer.deliveries.map((x) => x.id),
-  });
-  for (const f of d.r.findings) {
-    if (f.ok && !f.cause) continue;
-    deps.log.info("resolution", {
-      ...trace,
-      link: f.link,
-      ok: f.ok,
-      cause: f.cause,
-      detail: f.detail,
+  stepId: string,
+  fn: () => Promise<T>,
+): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof z.ZodError)) throw err;
+    deps.log.error("step row unreadable: passed over", {
+      step_id: stepId,
+      issues: err.issues.map((i) => `${i.path.join(".")}: ${i.message}`),
     });
-  }
-  for (const skip of d.answer.skipped) {
-    deps.metrics.inc("relay_deliveries_skipped_total", { reason: skip.reason });
-    deps.log.info("delivery skipped", { ...trace, ...skip });
+    return undefined;
   }
 }
