@@ -7,10 +7,12 @@
  * `/webhooks/creative-status/…`, inserts a media buy with its step, mapping, context
  * and config, completes the step with a plain SQL UPDATE, and prints the report's
  * eight steps with ✅/❌ and timings. Exits 0 only when the webhook arrived verified.
+ * With `RELAY_PG_MODE=notify` it installs the trigger in its database first.
  */
 import { createAgentTables } from "../db/agent_schema.ts";
 import { createSql } from "../db/client.ts";
 import { type Cluster, startCluster } from "../db/cluster.ts";
+import { installTrigger } from "../db/notify.ts";
 import { verifyWebhook } from "../receiver/verify.ts";
 
 const t0 = performance.now();
@@ -51,7 +53,10 @@ const receiver = Deno.serve(
     const body = await req.text();
     try {
       const hook = verifyWebhook(body, req.headers, { secrets: [secret] });
-      arrived.resolve(hook.payload as Record<string, unknown>);
+      const payload = hook.payload as Record<string, unknown>;
+      if (payload.status === "completed" || payload.status === "failed") {
+        arrived.resolve(payload);
+      } else _out(`   interim webhook received: ${payload.status}`);
       return new Response("ok");
     } catch (err) {
       _out(`   receiver rejected a request: ${err}`);
@@ -104,6 +109,9 @@ async function until<T>(fn: () => T | Promise<T>, ms: number) {
 let code = 1;
 try {
   await createAgentTables(sql);
+  const mode = Deno.env.get("RELAY_PG_MODE") ?? "poll";
+  if (mode === "notify") await installTrigger(sql);
+  _out(`relay sync mode: ${mode}`);
   const relayUrl = await listening.promise;
   await until(
     () => logs.some((l) => l.msg === "pg sync cursor initialised"),
