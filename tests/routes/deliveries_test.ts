@@ -122,10 +122,10 @@ Deno.test("redeliver starts a fresh cycle with the same webhook-id; recover re-q
   });
   assert.equal(badWindow.status, 400);
   // Counters move just after the outcome commits; wait for them rather than race.
-  const metrics = await waitFor(async () => {
-    const text = await (await relay.get("/metrics")).text();
-    return text.includes('relay_deliveries_total{outcome="succeeded"} 2') &&
-      text;
+  let metrics = "";
+  await waitFor(async () => {
+    metrics = await (await relay.get("/metrics")).text();
+    return metrics.includes('relay_deliveries_total{outcome="succeeded"} 2');
   }, { what: "succeeded counter" });
   assert.match(metrics, /relay_queue_depth 0/);
   assert.match(metrics, /relay_attempt_duration_ms_count 6/);
