@@ -38,6 +38,15 @@ export interface Config {
   readonly queue: "kv" | "off";
   readonly sweepMs: number;
   readonly concurrency: number;
+  /** The sales agent's Postgres; unset means HTTP events only. */
+  readonly databaseUrl: string | undefined;
+  /** `poll` reads `completed_at` only; `notify` also listens to the installed trigger. */
+  readonly pgMode: "poll" | "notify";
+  readonly pgPollMs: number;
+  /** How far behind its cursor each poll re-reads, for transactions committing late. */
+  readonly pgOverlapMs: number;
+  /** Treat `push_notification_configs.is_active IS NULL` as active. */
+  readonly nullIsActive: boolean;
 }
 
 /** Thrown when the environment is invalid; `problems` names each variable. */
@@ -104,6 +113,15 @@ const envSchema = z.object({
   RELAY_QUEUE: z.enum(["kv", "off"]).optional(),
   RELAY_SWEEP_MS: positiveInt.default(1000),
   RELAY_CONCURRENCY: positiveInt.default(64),
+  DATABASE_URL: z.string().regex(
+    /^postgres(ql)?:\/\//,
+    "expected a postgres:// URL",
+  ).optional(),
+  RELAY_PG_MODE: z.enum(["poll", "notify"]).default("poll"),
+  RELAY_PG_POLL_MS: positiveInt.default(1000),
+  RELAY_PG_OVERLAP_MS: z.coerce.number({ error: "expected a number" }).int()
+    .min(0).default(30_000),
+  RELAY_NULL_IS_ACTIVE: flag.default(false),
 });
 
 /**
@@ -132,7 +150,8 @@ export function loadConfig(
       `${issue.path.join(".")}: ${issue.message}${
         issue.path[0] && env[String(issue.path[0])] !== undefined &&
           !String(issue.path[0]).includes("SECRET") &&
-          !String(issue.path[0]).includes("TOKEN")
+          !String(issue.path[0]).includes("TOKEN") &&
+          issue.path[0] !== "DATABASE_URL"
           ? ` (got "${env[String(issue.path[0])]}")`
           : ""
       }`
@@ -161,5 +180,10 @@ export function loadConfig(
     queue: e.RELAY_QUEUE ?? (env.DENO_DEPLOYMENT_ID ? "off" : "kv"),
     sweepMs: e.RELAY_SWEEP_MS,
     concurrency: e.RELAY_CONCURRENCY,
+    databaseUrl: e.DATABASE_URL,
+    pgMode: e.RELAY_PG_MODE,
+    pgPollMs: e.RELAY_PG_POLL_MS,
+    pgOverlapMs: e.RELAY_PG_OVERLAP_MS,
+    nullIsActive: e.RELAY_NULL_IS_ACTIVE,
   });
 }

@@ -2,12 +2,14 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { GroupCommitter } from "../relay/group_commit.ts";
+import type { Explanation } from "../relay/explain.ts";
 import type { Logger } from "../relay/log.ts";
 import type { Metrics } from "../relay/metrics.ts";
 import type { DeliveryWorker } from "../relay/worker.ts";
 import { createDeliveriesRoutes } from "./deliveries.ts";
 import { errorResponse, fromZod, invalid, RequestError } from "./errors.ts";
 import { createEventsRoutes } from "./events.ts";
+import { createExplainRoutes } from "./explain.ts";
 import { createHealthRoutes } from "./health.ts";
 
 /** What the routes need. */
@@ -22,6 +24,8 @@ export interface AppDeps {
   allowPrivateTargets: boolean;
   /** Shares KV commits between concurrent events. */
   committer?: GroupCommitter;
+  /** Set when the sales agent's Postgres is configured. */
+  explain?: (objectType: string, objectId: string) => Promise<Explanation>;
 }
 
 /** An OpenAPIHono whose validation failures become our 400 shape. */
@@ -83,6 +87,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   app.route("/", createEventsRoutes(deps));
   app.route("/", createDeliveriesRoutes(deps));
   app.route("/", createHealthRoutes(deps));
+  app.route("/", createExplainRoutes(deps));
   app.doc("/openapi.json", {
     openapi: "3.0.0",
     info: { title: "webhook-relay", version: "1.0.0" },

@@ -9,7 +9,7 @@ import { Metrics } from "../relay/metrics.ts";
 import { createQueueHandler } from "../relay/queue.ts";
 import { createSigner } from "../relay/sign.ts";
 import { createDeliveryWorker, type DeliveryWorker } from "../relay/worker.ts";
-import { createApp } from "../routes/app.ts";
+import { type AppDeps, createApp } from "../routes/app.ts";
 
 /** The Standard Webhooks spec's example secret. */
 export const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -99,8 +99,12 @@ export type LogLine = Record<string, unknown>;
 /** An in-process relay wired as `main.ts` wires it, over a test KV. */
 export function startTestRelay(
   kv: Deno.Kv,
-  opts: { env?: Record<string, string>; apiToken?: string; queue?: boolean } =
-    {},
+  opts: {
+    env?: Record<string, string>;
+    apiToken?: string;
+    queue?: boolean;
+    explain?: AppDeps["explain"];
+  } = {},
 ) {
   const config: Config = loadConfig({
     RELAY_RETRY_SCHEDULE: "0.05,0.05,0.05",
@@ -137,11 +141,14 @@ export function startTestRelay(
     worker,
     apiToken: opts.apiToken,
     allowPrivateTargets: config.allowPrivateTargets,
+    explain: opts.explain,
   });
   return {
     app,
     worker,
     config,
+    log,
+    metrics,
     logs: (): LogLine[] => lines.map((l) => JSON.parse(l)),
     rawLogs: () => lines.join("\n"),
     post: (path: string, body: unknown, headers: Record<string, string> = {}) =>
