@@ -11,6 +11,7 @@ import { Metrics } from "./relay/metrics.ts";
 import { createQueueHandler } from "./relay/queue.ts";
 import { createSigner } from "./relay/sign.ts";
 import { sweepDue } from "./relay/sweeper.ts";
+import { createTargetFetch } from "./relay/target_fetch.ts";
 import { createDeliveryWorker } from "./relay/worker.ts";
 import { createApp } from "./routes/app.ts";
 
@@ -40,9 +41,13 @@ if (!config.apiToken) {
 }
 
 const metrics = new Metrics();
+const policy = {
+  allowPrivate: config.allowPrivateTargets,
+  allowlist: config.targetAllowlist,
+};
 const worker = createDeliveryWorker({
   kv,
-  fetch,
+  fetch: createTargetFetch({ policy }),
   now: Date.now,
   random: Math.random,
   config,
@@ -76,6 +81,8 @@ const app = createApp({
   worker,
   apiToken: config.apiToken,
   allowPrivateTargets: config.allowPrivateTargets,
+  targetAllowlist: config.targetAllowlist,
+  healthConfig: config,
 });
 const server = Deno.serve({
   hostname: config.host,

@@ -7,10 +7,19 @@ import type { Config } from "../config.ts";
 import * as keys from "./keys.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
+import { earlierOpen, releaseNext } from "./ordering.ts";
 import { type AttemptResult, settle } from "./plan.ts";
 import { parseRetryAfter } from "./retry_policy.ts";
 import { attemptHeaders, type Signer } from "./sign.ts";
 import { getDelivery, readPayload, transition } from "./store.ts";
+import { TargetBlockedError } from "./target_fetch.ts";
+import { createTargetSlots } from "./target_slots.ts";
+import {
+  gate,
+  type HealthConfig,
+  recordTargetOutcome,
+  type TargetOutcome,
+} from "./targets.ts";
 import {
   type AttemptRecord,
   type DeliveryRecord,
@@ -28,10 +37,16 @@ export interface WorkerDeps {
   fetch: typeof fetch;
   now: () => number;
   random: () => number;
-  config: Pick<
-    Config,
-    "retryScheduleMs" | "timeoutMs" | "retryAfterMaxMs" | "concurrency"
-  >;
+  config:
+    & Pick<
+      Config,
+      | "retryScheduleMs"
+      | "timeoutMs"
+      | "retryAfterMaxMs"
+      | "concurrency"
+      | "targetConcurrency"
+    >
+    & HealthConfig;
   queue: boolean;
   signer: Signer;
   log: Logger;
@@ -61,6 +76,7 @@ export interface DeliveryWorker {
  */
 export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
   const inflight = new Map<string, Promise<void>>();
+  const targets = createTargetSlots(deps.config.targetConcurrency);
   const waiting: (() => void)[] = [];
   let active = 0;
 
@@ -80,21 +96,38 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
   function run(id: string): Promise<void> {
     const running = inflight.get(id);
     if (running) return running;
-    const p = slot(() => _attempt(deps, id)).finally(() => inflight.delete(id));
+    const p = _throttled(id).finally(() => inflight.delete(id));
     inflight.set(id, p);
     return p;
   }
 
+  async function _throttled(id: string): Promise<void> {
+    const peek = (await getDelivery(deps.kv, id)).value;
+    const due = peek ? dueAt(peek) : null;
+    if (!peek || due === null || due > deps.now()) return;
+    const leave = await targets.enter(peek.target_id);
+    if (!leave) return;
+    let released: string | undefined;
+    try {
+      released = await slot(() => _attempt(deps, id));
+    } finally {
+      leave();
+    }
+    if (released) kick(released);
+  }
+
+  function kick(id: string) {
+    run(id).catch((err) =>
+      deps.log.error("attempt failed to run", {
+        delivery_id: id,
+        error: String(err),
+      })
+    );
+  }
+
   return {
     run,
-    kick(id) {
-      run(id).catch((err) =>
-        deps.log.error("attempt failed to run", {
-          delivery_id: id,
-          error: String(err),
-        })
-      );
-    },
+    kick,
     async idle() {
       while (inflight.size > 0) {
         await Promise.allSettled([...inflight.values()]);
@@ -103,12 +136,26 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
   };
 }
 
-async function _attempt(deps: WorkerDeps, id: string): Promise<void> {
+/** Attempts one delivery; returns the id of a delivery its end made due, if any. */
+async function _attempt(
+  deps: WorkerDeps,
+  id: string,
+): Promise<string | undefined> {
   const entry = await getDelivery(deps.kv, id);
   const record = entry.value;
   const now = deps.now();
   const due = record ? dueAt(record) : null;
   if (!record || due === null || due > now) return;
+  const target = await deps.kv.get<TargetRecord>(
+    keys.targetKey(record.target_id),
+  );
+  const admission = gate(target.value, now, deps.config);
+  const held = admission.kind === "disabled" || admission.kind === "wait"
+    ? admission
+    : await _heldByEarlier(deps, record, now);
+  if (held) {
+    return await _hold(deps, entry as Deno.KvEntry<DeliveryRecord>, held);
+  }
   const leased: DeliveryRecord = {
     ...record,
     lease_until: now + deps.config.timeoutMs + LEASE_MARGIN_MS,
@@ -117,6 +164,13 @@ async function _attempt(deps: WorkerDeps, id: string): Promise<void> {
     queue: deps.queue,
     now,
   });
+  if (admission.kind === "probe" && target.value) {
+    // Only one attempt probes a target whose circuit is half open.
+    claim.check(target).set(target.key, {
+      ...target.value,
+      circuit_open_until: leased.lease_until,
+    });
+  }
   const claimed = await claim.commit();
   if (!claimed.ok) return;
 
@@ -186,10 +240,88 @@ async function _attempt(deps: WorkerDeps, id: string): Promise<void> {
     deps.log.warn("attempt outcome superseded", fields);
     return;
   }
+  deps.log.info("attempt", fields);
+  await recordTargetOutcome(
+    { kv: deps.kv, now: deps.now, cfg: deps.config, log: deps.log },
+    record.target_id,
+    _targetOutcome(verdict.kind, result),
+  );
   if (next.status === "succeeded" || next.status === "dead") {
     deps.metrics.inc("relay_deliveries_total", { outcome: next.status });
+    return await releaseNext(deps, next);
   }
-  deps.log.info("attempt", fields);
+}
+
+function _targetOutcome(
+  verdict: string,
+  result: AttemptResult,
+): TargetOutcome {
+  if (verdict === "success") return { kind: "success" };
+  if (verdict !== "retry") return { kind: "neutral" };
+  return {
+    kind: "failure",
+    error: result.error ?? `HTTP ${result.status_code}`,
+  };
+}
+
+type Hold =
+  | { kind: "disabled"; reason: string }
+  | { kind: "wait"; until: number }
+  | { kind: "ordered"; until: number; after: string };
+
+async function _heldByEarlier(
+  deps: WorkerDeps,
+  record: DeliveryRecord,
+  now: number,
+): Promise<Hold | undefined> {
+  const earlier = await earlierOpen(deps.kv, record);
+  if (!earlier) return undefined;
+  // Released as soon as the earlier one ends; this is only the fallback wake-up.
+  const until = Math.max(dueAt(earlier) ?? now, now + 1000);
+  return { kind: "ordered", until, after: earlier.id };
+}
+
+/** Defers a delivery without an HTTP attempt, or ends it when its target is disabled. */
+async function _hold(
+  deps: WorkerDeps,
+  entry: Deno.KvEntry<DeliveryRecord>,
+  hold: Hold,
+): Promise<string | undefined> {
+  const record = entry.value;
+  const now = deps.now();
+  const next: DeliveryRecord = hold.kind === "disabled"
+    ? {
+      ...record,
+      status: "dead",
+      next_attempt_at: null,
+      dead_at: now,
+      updated_at: now,
+      last_error: `target disabled: ${hold.reason}`,
+    }
+    : {
+      ...record,
+      next_attempt_at: hold.until + Math.round(deps.random() * 250),
+      updated_at: now,
+    };
+  const op = transition(deps.kv.atomic().check(entry), record, next, {
+    queue: deps.queue,
+    now,
+  });
+  if (!(await op.commit()).ok) return;
+  deps.log.info(hold.kind === "disabled" ? "delivery ended" : "delivery held", {
+    trace_id: record.event_id,
+    delivery_id: record.id,
+    reason: hold.kind === "disabled"
+      ? "target_disabled"
+      : hold.kind === "wait"
+      ? "circuit_open"
+      : "earlier_notification_open",
+    after: hold.kind === "ordered" ? hold.after : undefined,
+    next_attempt_at: next.next_attempt_at,
+  });
+  if (hold.kind !== "disabled") return;
+  deps.metrics.inc("relay_deliveries_total", { outcome: "dead" });
+  return await releaseNext(deps, next);
 }
 
 async function _post(
@@ -208,6 +340,12 @@ async function _post(
       signal,
     });
   } catch (err) {
+    if (err instanceof TargetBlockedError) {
+      return {
+        result: { status_code: null, error: err.message, blocked: true },
+        responseBody: "",
+      };
+    }
     const error = signal.aborted
       ? `timeout after ${deps.config.timeoutMs} ms`
       : `network error: ${_describe(err)}`;

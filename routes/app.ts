@@ -1,13 +1,16 @@
 /** Builds the HTTP app: auth on /v1, the routes, one error shape, and `/openapi.json`. */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Allowlist } from "../relay/ip_ranges.ts";
 import type { Logger } from "../relay/log.ts";
 import type { Metrics } from "../relay/metrics.ts";
+import type { HealthConfig } from "../relay/targets.ts";
 import type { DeliveryWorker } from "../relay/worker.ts";
 import { createDeliveriesRoutes } from "./deliveries.ts";
 import { errorResponse, fromZod, invalid, RequestError } from "./errors.ts";
 import { createEventsRoutes } from "./events.ts";
 import { createHealthRoutes } from "./health.ts";
+import { createTargetsRoutes } from "./targets.ts";
 
 /** What the routes need. */
 export interface AppDeps {
@@ -19,6 +22,10 @@ export interface AppDeps {
   worker: DeliveryWorker;
   apiToken?: string;
   allowPrivateTargets: boolean;
+  /** Private ranges and hosts allowed in production. */
+  targetAllowlist?: Allowlist;
+  /** Circuit and disable thresholds, shown by `GET /v1/targets`. */
+  healthConfig: HealthConfig;
 }
 
 /** An OpenAPIHono whose validation failures become our 400 shape. */
@@ -80,6 +87,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   app.route("/", createEventsRoutes(deps));
   app.route("/", createDeliveriesRoutes(deps));
   app.route("/", createHealthRoutes(deps));
+  app.route("/", createTargetsRoutes(deps));
   app.doc("/openapi.json", {
     openapi: "3.0.0",
     info: { title: "webhook-relay", version: "1.0.0" },

@@ -105,6 +105,7 @@ export function createEventsRoutes(deps: AppDeps) {
       const { push_notification_config: pnc, ...rest } = body;
       const problem = targetUrlProblem(pnc.url, {
         allowPrivate: deps.allowPrivateTargets,
+        allowlist: deps.targetAllowlist,
       });
       if (problem) {
         throw invalid([{

@@ -7,6 +7,7 @@ import { createLogger } from "../relay/log.ts";
 import { Metrics } from "../relay/metrics.ts";
 import { createQueueHandler } from "../relay/queue.ts";
 import { createSigner } from "../relay/sign.ts";
+import { createTargetFetch, type Resolver } from "../relay/target_fetch.ts";
 import { createDeliveryWorker, type DeliveryWorker } from "../relay/worker.ts";
 import { createApp } from "../routes/app.ts";
 
@@ -98,8 +99,13 @@ export type LogLine = Record<string, unknown>;
 /** An in-process relay wired as `main.ts` wires it, over a test KV. */
 export function startTestRelay(
   kv: Deno.Kv,
-  opts: { env?: Record<string, string>; apiToken?: string; queue?: boolean } =
-    {},
+  opts: {
+    env?: Record<string, string>;
+    apiToken?: string;
+    queue?: boolean;
+    /** Host name resolution for production-mode target checks. */
+    resolve?: Resolver;
+  } = {},
 ) {
   const config: Config = loadConfig({
     RELAY_RETRY_SCHEDULE: "0.05,0.05,0.05",
@@ -110,9 +116,13 @@ export function startTestRelay(
   const log = createLogger((l) => lines.push(l));
   const metrics = new Metrics();
   const queue = opts.queue ?? true;
+  const policy = {
+    allowPrivate: config.allowPrivateTargets,
+    allowlist: config.targetAllowlist,
+  };
   const worker: DeliveryWorker = createDeliveryWorker({
     kv,
-    fetch,
+    fetch: createTargetFetch({ policy, resolve: opts.resolve }),
     now: Date.now,
     random: Math.random,
     config,
@@ -133,6 +143,8 @@ export function startTestRelay(
     worker,
     apiToken: opts.apiToken,
     allowPrivateTargets: config.allowPrivateTargets,
+    targetAllowlist: config.targetAllowlist,
+    healthConfig: config,
   });
   return {
     app,
