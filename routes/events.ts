@@ -71,6 +71,7 @@ export function createEventsRoutes(deps: AppDeps) {
           413,
           "body_too_large",
           `Body exceeds ${MAX_BODY_BYTES} bytes`,
+          [{ path: "", message: `larger than ${MAX_BODY_BYTES} bytes` }],
         );
       },
     }),

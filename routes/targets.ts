@@ -105,6 +105,7 @@ export function createTargetsRoutes(deps: AppDeps) {
             404,
             "not_found",
             `Cannot find target "${id}"`,
+            [{ path: "param.id", message: "no such target" }],
           );
         }
         const next = enabled(entry.value);
