@@ -64,7 +64,12 @@ const SECRET = /^whsec_([A-Za-z0-9+/]+={0,2})$/;
 function _secretProblem(secret: string): string | undefined {
   const match = SECRET.exec(secret);
   if (!match) return "expected whsec_ followed by base64";
-  const bytes = atob(match[1]!).length;
+  let bytes: number;
+  try {
+    bytes = atob(match[1]!).length;
+  } catch {
+    return "expected whsec_ followed by base64";
+  }
   if (bytes < 24 || bytes > 64) {
     return `expected 24 to 64 bytes of key, got ${bytes}`;
   }

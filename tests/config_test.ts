@@ -111,3 +111,14 @@ Deno.test("main.ts dev refuses a bad value, naming the variable", async () => {
   assert.equal(code, 78);
   assert.match(out, /RELAY_TIMEOUT_MS: .*got "soon"/);
 });
+
+Deno.test("loadConfig() names a signing secret that is not valid base64 instead of crashing", () => {
+  assert.throws(
+    () => loadConfig({ RELAY_SIGNING_SECRET: "whsec_short" }, "dev"),
+    (err: Error) =>
+      err instanceof ConfigError &&
+      /RELAY_SIGNING_SECRET: #1: expected whsec_ followed by base64/.test(
+        err.message,
+      ) && !err.message.includes("whsec_short"),
+  );
+});
