@@ -49,6 +49,15 @@ export interface Config {
   readonly circuitCooldownMs: number;
   /** Continuous failure after which a target is disabled. */
   readonly disableAfterMs: number;
+  /** The sales agent's Postgres; unset means HTTP events only. */
+  readonly databaseUrl: string | undefined;
+  /** `poll` reads `completed_at` only; `notify` also listens to the installed trigger. */
+  readonly pgMode: "poll" | "notify";
+  readonly pgPollMs: number;
+  /** How far behind its cursor each poll re-reads, for transactions committing late. */
+  readonly pgOverlapMs: number;
+  /** Treat `push_notification_configs.is_active IS NULL` as active. */
+  readonly nullIsActive: boolean;
 }
 
 /** Thrown when the environment is invalid; `problems` names each variable. */
@@ -135,6 +144,15 @@ const envSchema = z.object({
   RELAY_CIRCUIT_FAILURES: positiveInt.default(5),
   RELAY_CIRCUIT_COOLDOWN_S: positiveInt.default(60),
   RELAY_DISABLE_AFTER_S: positiveInt.default(5 * 24 * 3600),
+  DATABASE_URL: z.string().regex(
+    /^postgres(ql)?:\/\//,
+    "expected a postgres:// URL",
+  ).optional(),
+  RELAY_PG_MODE: z.enum(["poll", "notify"]).default("poll"),
+  RELAY_PG_POLL_MS: positiveInt.default(1000),
+  RELAY_PG_OVERLAP_MS: z.coerce.number({ error: "expected a number" }).int()
+    .min(0).default(30_000),
+  RELAY_NULL_IS_ACTIVE: flag.default(false),
 });
 
 /**
@@ -163,7 +181,8 @@ export function loadConfig(
       `${issue.path.join(".")}: ${issue.message}${
         issue.path[0] && env[String(issue.path[0])] !== undefined &&
           !String(issue.path[0]).includes("SECRET") &&
-          !String(issue.path[0]).includes("TOKEN")
+          !String(issue.path[0]).includes("TOKEN") &&
+          issue.path[0] !== "DATABASE_URL"
           ? ` (got "${env[String(issue.path[0])]}")`
           : ""
       }`
@@ -197,5 +216,10 @@ export function loadConfig(
     circuitFailures: e.RELAY_CIRCUIT_FAILURES,
     circuitCooldownMs: e.RELAY_CIRCUIT_COOLDOWN_S * 1000,
     disableAfterMs: e.RELAY_DISABLE_AFTER_S * 1000,
+    databaseUrl: e.DATABASE_URL,
+    pgMode: e.RELAY_PG_MODE,
+    pgPollMs: e.RELAY_PG_POLL_MS,
+    pgOverlapMs: e.RELAY_PG_OVERLAP_MS,
+    nullIsActive: e.RELAY_NULL_IS_ACTIVE,
   });
 }

@@ -4,7 +4,7 @@
  *
  * Usage: `deno task dev` (local, forgiving) or `deno task start` (production).
  */
-import { ConfigError, loadConfig, type Mode } from "./config.ts";
+import { type Config, ConfigError, loadConfig, type Mode } from "./config.ts";
 import { settingKey } from "./relay/keys.ts";
 import { createLogger, type Logger } from "./relay/log.ts";
 import { Metrics } from "./relay/metrics.ts";
@@ -14,6 +14,12 @@ import { sweepDue } from "./relay/sweeper.ts";
 import { createTargetFetch } from "./relay/target_fetch.ts";
 import { createDeliveryWorker } from "./relay/worker.ts";
 import { createApp } from "./routes/app.ts";
+import { createSql } from "./db/client.ts";
+import { listenSteps } from "./db/notify.ts";
+import { createStepSource } from "./db/source.ts";
+import { explainObject } from "./relay/explain.ts";
+import { createPgSync } from "./relay/pg_sync.ts";
+import { runPgLoop } from "./relay/pg_loop.ts";
 
 const mode: Mode = Deno.args[0] === "dev" ? "dev" : "start";
 const log = createLogger();
@@ -72,6 +78,8 @@ if (typeof Deno.cron === "function" && Deno.env.get("DENO_DEPLOYMENT_ID")) {
   Deno.cron("relay-sweep", "* * * * *", async () => void await sweep());
 }
 
+const pg = config.databaseUrl ? startPg(config.databaseUrl, config) : undefined;
+
 const app = createApp({
   kv,
   now: Date.now,
@@ -83,6 +91,7 @@ const app = createApp({
   allowPrivateTargets: config.allowPrivateTargets,
   targetAllowlist: config.targetAllowlist,
   healthConfig: config,
+  explain: pg?.explain,
 });
 const server = Deno.serve({
   hostname: config.host,
@@ -103,12 +112,61 @@ async function shutdown(signal: string) {
   log.info("relay stopping", { signal });
   clearTimeout(sweepTimer);
   await server.shutdown();
+  await pg?.stop();
   await Promise.race([worker.idle(), new Promise((r) => setTimeout(r, 5000))]);
   kv.close();
   Deno.exit(0);
 }
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   Deno.addSignalListener(signal, () => void shutdown(signal));
+}
+
+function startPg(url: string, config: Config) {
+  const sql = createSql(url);
+  const source = createStepSource(sql);
+  const resolveOpts = {
+    nullIsActive: config.nullIsActive,
+    allowPrivate: config.allowPrivateTargets,
+    allowlist: config.targetAllowlist,
+  };
+  const sync = createPgSync({
+    kv,
+    source,
+    now: Date.now,
+    log,
+    metrics,
+    queue: config.queue === "kv",
+    worker,
+    overlapMs: config.pgOverlapMs,
+    ...resolveOpts,
+  });
+  const loop = runPgLoop({ sync, kv, source, log, pollMs: config.pgPollMs });
+  const listening = config.pgMode === "notify"
+    ? listenSteps(
+      sql,
+      (notice) =>
+        sync.notify(notice).catch((err) =>
+          log.error("notify processing failed", {
+            step_id: notice.step_id,
+            error: String(err),
+          })
+        ),
+      () => void loop.tick(),
+    )
+    : undefined;
+  log.info("sales agent sync started", {
+    mode: config.pgMode,
+    poll_ms: config.pgPollMs,
+  });
+  return {
+    explain: (type: string, id: string) =>
+      explainObject({ kv, source, ...resolveOpts }, type, id),
+    async stop() {
+      await loop.stop();
+      await (await listening)?.unlisten().catch(() => {});
+      await sql.end({ timeout: 5 });
+    },
+  };
 }
 
 async function devSecret(kv: Deno.Kv, log: Logger): Promise<string> {

@@ -38,3 +38,10 @@ export const eventKey = (idempotencyKey: string) =>
   ["events_by_key", idempotencyKey] as const;
 export const openCountKey = ["stats", "open_deliveries"] as const;
 export const settingKey = (name: string) => ["settings", name] as const;
+export const pgCursorKey = ["pg_sync", "cursor"] as const;
+export const pgStepKey = (stepId: string, status: string) =>
+  ["pg_steps", stepId, status] as const;
+export const pgStepsPrefix = (stepId: string) => ["pg_steps", stepId] as const;
+export const writeBackKey = (deliveryId: string) =>
+  ["pg_write_back", deliveryId] as const;
+export const writeBackPrefix = ["pg_write_back"] as const;

@@ -2,6 +2,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Allowlist } from "../relay/ip_ranges.ts";
+import type { Explanation } from "../relay/explain.ts";
 import type { Logger } from "../relay/log.ts";
 import type { Metrics } from "../relay/metrics.ts";
 import type { HealthConfig } from "../relay/targets.ts";
@@ -9,6 +10,7 @@ import type { DeliveryWorker } from "../relay/worker.ts";
 import { createDeliveriesRoutes } from "./deliveries.ts";
 import { errorResponse, fromZod, invalid, RequestError } from "./errors.ts";
 import { createEventsRoutes } from "./events.ts";
+import { createExplainRoutes } from "./explain.ts";
 import { createHealthRoutes } from "./health.ts";
 import { createTargetsRoutes } from "./targets.ts";
 
@@ -26,6 +28,8 @@ export interface AppDeps {
   targetAllowlist?: Allowlist;
   /** Circuit and disable thresholds, shown by `GET /v1/targets`. */
   healthConfig: HealthConfig;
+  /** Set when the sales agent's Postgres is configured. */
+  explain?: (objectType: string, objectId: string) => Promise<Explanation>;
 }
 
 /** An OpenAPIHono whose validation failures become our 400 shape. */
@@ -88,6 +92,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   app.route("/", createDeliveriesRoutes(deps));
   app.route("/", createHealthRoutes(deps));
   app.route("/", createTargetsRoutes(deps));
+  app.route("/", createExplainRoutes(deps));
   app.doc("/openapi.json", {
     openapi: "3.0.0",
     info: { title: "webhook-relay", version: "1.0.0" },

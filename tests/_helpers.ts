@@ -9,7 +9,7 @@ import { createQueueHandler } from "../relay/queue.ts";
 import { createSigner } from "../relay/sign.ts";
 import { createTargetFetch, type Resolver } from "../relay/target_fetch.ts";
 import { createDeliveryWorker, type DeliveryWorker } from "../relay/worker.ts";
-import { createApp } from "../routes/app.ts";
+import { type AppDeps, createApp } from "../routes/app.ts";
 
 /** The Standard Webhooks spec's example secret. */
 export const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -105,6 +105,7 @@ export function startTestRelay(
     queue?: boolean;
     /** Host name resolution for production-mode target checks. */
     resolve?: Resolver;
+    explain?: AppDeps["explain"];
   } = {},
 ) {
   const config: Config = loadConfig({
@@ -145,11 +146,14 @@ export function startTestRelay(
     allowPrivateTargets: config.allowPrivateTargets,
     targetAllowlist: config.targetAllowlist,
     healthConfig: config,
+    explain: opts.explain,
   });
   return {
     app,
     worker,
     config,
+    log,
+    metrics,
     logs: (): LogLine[] => lines.map((l) => JSON.parse(l)),
     rawLogs: () => lines.join("\n"),
     post: (path: string, body: unknown, headers: Record<string, string> = {}) =>

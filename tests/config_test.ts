@@ -150,3 +150,25 @@ Deno.test("loadConfig() validates the target health and allow-list variables", (
         .every((name) => err.message.includes(`${name}:`)),
   );
 });
+
+Deno.test("loadConfig() reads the sales agent sync settings and names bad ones", () => {
+  const c = loadConfig({}, "dev");
+  assert.equal(c.databaseUrl, undefined);
+  assert.equal(c.pgMode, "poll");
+  assert.equal(c.pgPollMs, 1000);
+  assert.equal(c.nullIsActive, false);
+  const set = loadConfig({
+    DATABASE_URL: "postgres://agent:pw@db/salesagent",
+    RELAY_PG_MODE: "notify",
+    RELAY_NULL_IS_ACTIVE: "1",
+  }, "dev");
+  assert.equal(set.pgMode, "notify");
+  assert.equal(set.nullIsActive, true);
+  const bad = problems({
+    DATABASE_URL: "mysql://agent:pw@db/x",
+    RELAY_PG_MODE: "push",
+  }, "dev");
+  assert.equal(bad.length, 2);
+  assert.match(bad[0]!, /^DATABASE_URL: expected a postgres:\/\/ URL$/);
+  assert.match(bad[1]!, /^RELAY_PG_MODE: /);
+});

@@ -121,8 +121,12 @@ Deno.test("redeliver starts a fresh cycle with the same webhook-id; recover re-q
     until: "2000-01-01T00:00:00Z",
   });
   assert.equal(badWindow.status, 400);
-  const metrics = await (await relay.get("/metrics")).text();
-  assert.match(metrics, /relay_deliveries_total\{outcome="succeeded"\} 2/);
+  // Counters move just after the outcome commits; wait for them rather than race.
+  let metrics = "";
+  await waitFor(async () => {
+    metrics = await (await relay.get("/metrics")).text();
+    return metrics.includes('relay_deliveries_total{outcome="succeeded"} 2');
+  }, { what: "succeeded counter" });
   assert.match(metrics, /relay_queue_depth 0/);
   assert.match(metrics, /relay_attempt_duration_ms_count 6/);
 });
