@@ -3,6 +3,7 @@
  * `main.ts` is the only caller; everything else receives the frozen {@link Config}.
  */
 import { z } from "zod";
+import { type Allowlist, parseAllowlist } from "./relay/ip_ranges.ts";
 
 /** How the relay runs: `dev` is forgiving and local, `start` is production. */
 export type Mode = "dev" | "start";
@@ -38,6 +39,16 @@ export interface Config {
   readonly queue: "kv" | "off";
   readonly sweepMs: number;
   readonly concurrency: number;
+  /** Private ranges and hosts production may still call. */
+  readonly targetAllowlist: Allowlist;
+  /** Attempts in flight per target URL, so one slow receiver cannot starve others. */
+  readonly targetConcurrency: number;
+  /** Consecutive failures that open a target's circuit. */
+  readonly circuitFailures: number;
+  /** How long an open circuit waits before one probe attempt. */
+  readonly circuitCooldownMs: number;
+  /** Continuous failure after which a target is disabled. */
+  readonly disableAfterMs: number;
   /** The sales agent's Postgres; unset means HTTP events only. */
   readonly databaseUrl: string | undefined;
   /** `poll` reads `completed_at` only; `notify` also listens to the installed trigger. */
@@ -62,7 +73,12 @@ const SECRET = /^whsec_([A-Za-z0-9+/]+={0,2})$/;
 function _secretProblem(secret: string): string | undefined {
   const match = SECRET.exec(secret);
   if (!match) return "expected whsec_ followed by base64";
-  const bytes = atob(match[1]!).length;
+  let bytes: number;
+  try {
+    bytes = atob(match[1]!).length;
+  } catch {
+    return "expected whsec_ followed by base64";
+  }
   if (bytes < 24 || bytes > 64) {
     return `expected 24 to 64 bytes of key, got ${bytes}`;
   }
@@ -113,6 +129,21 @@ const envSchema = z.object({
   RELAY_QUEUE: z.enum(["kv", "off"]).optional(),
   RELAY_SWEEP_MS: positiveInt.default(1000),
   RELAY_CONCURRENCY: positiveInt.default(64),
+  RELAY_TARGET_ALLOWLIST: z.string().optional().transform((raw, ctx) => {
+    const { allowlist, bad } = parseAllowlist(raw ?? "");
+    for (const entry of bad) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          `expected CIDR ranges, addresses or host names, got "${entry}"`,
+      });
+    }
+    return allowlist;
+  }),
+  RELAY_TARGET_CONCURRENCY: positiveInt.default(8),
+  RELAY_CIRCUIT_FAILURES: positiveInt.default(5),
+  RELAY_CIRCUIT_COOLDOWN_S: positiveInt.default(60),
+  RELAY_DISABLE_AFTER_S: positiveInt.default(5 * 24 * 3600),
   DATABASE_URL: z.string().regex(
     /^postgres(ql)?:\/\//,
     "expected a postgres:// URL",
@@ -180,6 +211,11 @@ export function loadConfig(
     queue: e.RELAY_QUEUE ?? (env.DENO_DEPLOYMENT_ID ? "off" : "kv"),
     sweepMs: e.RELAY_SWEEP_MS,
     concurrency: e.RELAY_CONCURRENCY,
+    targetAllowlist: e.RELAY_TARGET_ALLOWLIST,
+    targetConcurrency: e.RELAY_TARGET_CONCURRENCY,
+    circuitFailures: e.RELAY_CIRCUIT_FAILURES,
+    circuitCooldownMs: e.RELAY_CIRCUIT_COOLDOWN_S * 1000,
+    disableAfterMs: e.RELAY_DISABLE_AFTER_S * 1000,
     databaseUrl: e.DATABASE_URL,
     pgMode: e.RELAY_PG_MODE,
     pgPollMs: e.RELAY_PG_POLL_MS,

@@ -12,6 +12,7 @@ import { Metrics } from "./relay/metrics.ts";
 import { createQueueHandler } from "./relay/queue.ts";
 import { createSigner } from "./relay/sign.ts";
 import { sweepDue } from "./relay/sweeper.ts";
+import { createTargetFetch } from "./relay/target_fetch.ts";
 import { createDeliveryWorker } from "./relay/worker.ts";
 import { createApp } from "./routes/app.ts";
 import { createSql } from "./db/client.ts";
@@ -48,9 +49,13 @@ if (!config.apiToken) {
 
 const metrics = new Metrics();
 const committer = createGroupCommitter(kv);
+const policy = {
+  allowPrivate: config.allowPrivateTargets,
+  allowlist: config.targetAllowlist,
+};
 const worker = createDeliveryWorker({
   kv,
-  fetch,
+  fetch: createTargetFetch({ policy }),
   now: Date.now,
   random: Math.random,
   config,
@@ -88,6 +93,8 @@ const app = createApp({
   worker,
   apiToken: config.apiToken,
   allowPrivateTargets: config.allowPrivateTargets,
+  targetAllowlist: config.targetAllowlist,
+  healthConfig: config,
   explain: pg?.explain,
 });
 const server = Deno.serve({
@@ -124,6 +131,7 @@ function startPg(url: string, config: Config) {
   const resolveOpts = {
     nullIsActive: config.nullIsActive,
     allowPrivate: config.allowPrivateTargets,
+    allowlist: config.targetAllowlist,
   };
   const sync = createPgSync({
     kv,

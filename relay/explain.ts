@@ -5,6 +5,7 @@
  */
 import * as keys from "./keys.ts";
 import type { PgStepRecord } from "./pg_sync.ts";
+import type { Allowlist } from "./ip_ranges.ts";
 import { type Finding, resolveStep } from "./resolve.ts";
 import type { StepSource } from "./source.ts";
 import { listAttempts, listDeliveries } from "./store.ts";
@@ -59,6 +60,7 @@ export async function explainObject(
     source: StepSource;
     nullIsActive: boolean;
     allowPrivate: boolean;
+    allowlist?: Allowlist;
   },
   objectType: string,
   objectId: string,
@@ -91,6 +93,7 @@ export async function explainObject(
       status: chain.step.status,
       nullIsActive: deps.nullIsActive,
       allowPrivate: deps.allowPrivate,
+      allowlist: deps.allowlist,
     });
     const processed: PgStepRecord[] = [];
     for await (

@@ -33,6 +33,7 @@ export const stepObjectKey = (stepId: string, type: string, objectId: string) =>
 export const stepObjectsPrefix = (stepId: string) =>
   ["step_objects", stepId] as const;
 export const targetKey = (targetId: string) => ["targets", targetId] as const;
+export const targetsPrefix = ["targets"] as const;
 export const eventKey = (idempotencyKey: string) =>
   ["events_by_key", idempotencyKey] as const;
 export const openCountKey = ["stats", "open_deliveries"] as const;

@@ -10,6 +10,7 @@ import * as keys from "./keys.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { logDecisions } from "./pg_decisions.ts";
+import type { Allowlist } from "./ip_ranges.ts";
 import { resolveStep } from "./resolve.ts";
 import type { StepSource } from "./source.ts";
 import type { StepObject } from "./types.ts";
@@ -26,6 +27,8 @@ export interface PgSyncDeps {
   worker: DeliveryWorker;
   nullIsActive: boolean;
   allowPrivate: boolean;
+  /** Private ranges and hosts allowed although `allowPrivate` is off. */
+  allowlist?: Allowlist;
   /** How far behind the cursor each pass re-reads, for late commits. */
   overlapMs: number;
   pageSize?: number;
@@ -94,6 +97,7 @@ export function createPgSync(deps: PgSyncDeps): PgSync {
       status,
       nullIsActive: deps.nullIsActive,
       allowPrivate: deps.allowPrivate,
+      allowlist: deps.allowlist,
     });
     writeBackTable ??= await _checkWriteBack(deps);
     for (let round = 0; round < 5; round++) {

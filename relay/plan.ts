@@ -7,6 +7,8 @@ export interface AttemptResult {
   status_code: number | null;
   error: string | null;
   retry_after_ms?: number;
+  /** The target may not be called (blocked address): end without retrying. */
+  blocked?: boolean;
 }
 
 /** Inputs to {@link settle} besides the record and result. */
@@ -35,7 +37,9 @@ export function settle(
   result: AttemptResult,
   opts: SettleOptions,
 ): { record: DeliveryRecord; verdict: Verdict } {
-  const verdict: Verdict = result.status_code === null
+  const verdict: Verdict = result.blocked
+    ? { kind: "reject" }
+    : result.status_code === null
     ? { kind: "retry" }
     : classifyStatus(result.status_code, result.retry_after_ms);
   const base: DeliveryRecord = {
@@ -69,7 +73,14 @@ export function settle(
     case "gone":
       return { verdict, record: dead("target disabled (410 Gone)") };
     case "reject":
-      return { verdict, record: dead("rejected by receiver, not retried") };
+      return {
+        verdict,
+        record: dead(
+          result.blocked
+            ? "target blocked, not retried"
+            : "rejected by receiver, not retried",
+        ),
+      };
     case "retry": {
       const delay = nextDelay(base.cycle_attempts, {
         scheduleMs: opts.scheduleMs,

@@ -5,6 +5,7 @@
  */
 import type { StepChain } from "./source.ts";
 import { isTerminal, toTaskStatus } from "./status.ts";
+import type { Allowlist } from "./ip_ranges.ts";
 import { resolveTargets } from "./resolve_targets.ts";
 import type { PushAuth } from "./types.ts";
 
@@ -60,7 +61,12 @@ const _TASK_TYPES = new Set([
  */
 export function resolveStep(
   chain: StepChain,
-  opts: { status: string; nullIsActive: boolean; allowPrivate: boolean },
+  opts: {
+    status: string;
+    nullIsActive: boolean;
+    allowPrivate: boolean;
+    allowlist?: Allowlist;
+  },
 ): Resolution {
   const { step, mappings, context } = chain;
   const findings: Finding[] = [];

@@ -1,6 +1,7 @@
 /** The last links of a step's chain: configs, their URL and their authentication. */
 import type { Resolution, ResolvedTarget } from "./resolve.ts";
 import type { StepChain } from "./source.ts";
+import type { Allowlist } from "./ip_ranges.ts";
 import { targetUrlProblem } from "./target_url.ts";
 import type { PushAuth } from "./types.ts";
 
@@ -45,7 +46,7 @@ function _str(v: unknown): string | undefined {
 export function resolveTargets(
   chain: StepChain,
   out: Resolution,
-  opts: { nullIsActive: boolean; allowPrivate: boolean },
+  opts: { nullIsActive: boolean; allowPrivate: boolean; allowlist?: Allowlist },
 ): Resolution {
   const { step, configs, context } = chain;
   const findings = out.findings;
@@ -128,7 +129,10 @@ export function resolveTargets(
     const credentials = rdAuth
       ? _str(rdAuth.credentials)
       : _str(c.authentication_token) ?? _str(c.webhook_secret);
-    const problem = targetUrlProblem(url, { allowPrivate: opts.allowPrivate });
+    const problem = targetUrlProblem(url, {
+      allowPrivate: opts.allowPrivate,
+      allowlist: opts.allowlist,
+    });
     if (problem) {
       findings.push({
         link: "url",

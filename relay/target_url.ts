@@ -1,60 +1,29 @@
 /**
  * Which webhook URLs the relay will call. In production, loopback, private,
- * link-local, CGNAT, metadata and other reserved addresses are refused.
+ * link-local, CGNAT, metadata and other reserved addresses are refused unless the
+ * operator allow-lists them. This checks the URL as written; `target_fetch.ts`
+ * checks the addresses a name resolves to when it is called.
  */
+import { type Allowlist, allowsIp, isBlockedIp, parseIp } from "./ip_ranges.ts";
 
-const V4_BLOCKED: [number, number][] = [
-  ["0.0.0.0", 8],
-  ["10.0.0.0", 8],
-  ["100.64.0.0", 10],
-  ["127.0.0.0", 8],
-  ["169.254.0.0", 16],
-  ["172.16.0.0", 12],
-  ["192.0.0.0", 24],
-  ["192.0.2.0", 24],
-  ["192.168.0.0", 16],
-  ["198.18.0.0", 15],
-  ["198.51.100.0", 24],
-  ["203.0.113.0", 24],
-  ["224.0.0.0", 4],
-  ["240.0.0.0", 4],
-].map(([ip, bits]) => [_v4(ip as string)!, bits as number]);
-
-function _v4(host: string): number | undefined {
-  const parts = host.split(".");
-  if (
-    parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || +p > 255)
-  ) {
-    return undefined;
-  }
-  return parts.reduce((n, p) => n * 256 + Number(p), 0);
-}
-
-function _v4Blocked(n: number): boolean {
-  return V4_BLOCKED.some(([net, bits]) =>
-    Math.floor(n / 2 ** (32 - bits)) === Math.floor(net / 2 ** (32 - bits))
-  );
-}
-
-function _v6Blocked(host: string): boolean {
-  const h = host.toLowerCase();
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
-  if (mapped) return _v4Blocked(_v4(mapped[1]!) ?? 0);
-  if (/^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(h)) return true;
-  if (h === "::" || h === "::1") return true;
-  return /^(f[cd]|fe[89ab]|ff|64:ff9b:|2001:db8:|100::)/.test(h);
+/** Where private targets may be called from. */
+export interface TargetPolicy {
+  /** Lets every address through (dev, tests). */
+  allowPrivate: boolean;
+  /** Ranges and host names allowed even though they are private. */
+  allowlist?: Allowlist;
 }
 
 /**
  * Says what is wrong with a webhook URL, if anything.
  *
  * @param raw The URL as given.
- * @param opts `allowPrivate` lets loopback and private addresses through (dev, tests).
+ * @param opts The policy: `allowPrivate` lets loopback and private addresses through.
  * @returns A reason, or `undefined` when the URL may be called.
  */
 export function targetUrlProblem(
   raw: string,
-  opts: { allowPrivate: boolean },
+  opts: TargetPolicy,
 ): string | undefined {
   let url: URL;
   try {
@@ -67,12 +36,14 @@ export function targetUrlProblem(
   }
   if (url.username || url.password) return "must not contain credentials";
   if (opts.allowPrivate) return undefined;
-  const host = url.hostname.replace(/^\[|\]$/g, "");
-  const v4 = _v4(host);
+  const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  if (opts.allowlist?.hosts.has(host)) return undefined;
+  const ip = parseIp(host);
+  const named = host.replace(/\.$/, "");
   if (
-    (v4 !== undefined && _v4Blocked(v4)) ||
-    (host.includes(":") && _v6Blocked(host)) ||
-    host === "localhost" || host.endsWith(".localhost")
+    (ip !== undefined && isBlockedIp(ip) &&
+      !(opts.allowlist && allowsIp(opts.allowlist, ip))) ||
+    named === "localhost" || named.endsWith(".localhost")
   ) {
     return `host ${url.hostname} is a loopback, private or reserved address`;
   }

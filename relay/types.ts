@@ -71,6 +71,14 @@ export interface TargetRecord {
   url: string;
   disabled_at: number | null;
   disabled_reason: string | null;
+  /** Failed attempts since the last success (absent: none). */
+  consecutive_failures?: number;
+  /** When the current run of failures began. */
+  failing_since?: number | null;
+  last_failure_at?: number | null;
+  last_error?: string | null;
+  /** While in the future, attempts wait; afterwards one probe goes first. */
+  circuit_open_until?: number | null;
 }
 
 /** Due time of a delivery: its lease while in flight, else its next attempt. */

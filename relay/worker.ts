@@ -8,10 +8,19 @@ import { commitWrites, type GroupCommitter } from "./group_commit.ts";
 import * as keys from "./keys.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
+import { earlierOpen, releaseNext } from "./ordering.ts";
 import { type AttemptResult, settle } from "./plan.ts";
 import { parseRetryAfter } from "./retry_policy.ts";
 import { attemptHeaders, type Signer } from "./sign.ts";
 import { getDelivery, readPayload, transition } from "./store.ts";
+import { TargetBlockedError } from "./target_fetch.ts";
+import { createTargetSlots } from "./target_slots.ts";
+import {
+  gate,
+  type HealthConfig,
+  recordTargetOutcome,
+  type TargetOutcome,
+} from "./targets.ts";
 import {
   type AttemptRecord,
   type DeliveryRecord,
@@ -30,10 +39,16 @@ export interface WorkerDeps {
   fetch: typeof fetch;
   now: () => number;
   random: () => number;
-  config: Pick<
-    Config,
-    "retryScheduleMs" | "timeoutMs" | "retryAfterMaxMs" | "concurrency"
-  >;
+  config:
+    & Pick<
+      Config,
+      | "retryScheduleMs"
+      | "timeoutMs"
+      | "retryAfterMaxMs"
+      | "concurrency"
+      | "targetConcurrency"
+    >
+    & HealthConfig;
   queue: boolean;
   signer: Signer;
   log: Logger;
@@ -81,6 +96,7 @@ export interface DeliveryWorker {
  */
 export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
   const inflight = new Map<string, Promise<void>>();
+  const targets = createTargetSlots(deps.config.targetConcurrency);
   const waiting: (() => void)[] = [];
   let active = 0;
 
@@ -97,33 +113,76 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     }
   }
 
-  function track(id: string, work: () => Promise<void>): Promise<void> {
+  /** Runs `work` once per id at a time, inside a per-target slot, then a global one. */
+  function track(
+    id: string,
+    targetId: () => Promise<string | undefined>,
+    work: () => Promise<string | undefined>,
+  ): Promise<void> {
     const running = inflight.get(id);
     if (running) return running;
-    const p = slot(work).finally(() => inflight.delete(id));
+    const p = (async () => {
+      const target = await targetId();
+      const leave = target === undefined
+        ? undefined
+        : await targets.enter(target);
+      if (!leave) return;
+      let released: string | undefined;
+      try {
+        released = await slot(work);
+      } finally {
+        leave();
+      }
+      if (released) kick(released);
+    })().finally(() => inflight.delete(id));
     inflight.set(id, p);
     return p;
   }
 
-  const run = (id: string) => track(id, () => _attempt(deps, id));
   const report = (id: string) => (err: unknown) =>
     deps.log.error("attempt failed to run", {
       delivery_id: id,
       error: String(err),
     });
+  const run = (id: string) =>
+    track(id, async () => {
+      const peek = (await getDelivery(deps.kv, id)).value;
+      const due = peek ? dueAt(peek) : null;
+      return peek && due !== null && due <= deps.now()
+        ? peek.target_id
+        : undefined;
+    }, () => _attempt(deps, id));
+  const kick = (id: string) => void run(id).catch(report(id));
 
   return {
     leaseMs: deps.config.timeoutMs + LEASE_MARGIN_MS,
     run,
-    kick(id) {
-      run(id).catch(report(id));
-    },
+    kick,
     send(held) {
       const id = held.record.id;
-      track(id, async () => {
-        if (deps.now() + deps.config.timeoutMs < held.record.lease_until!) {
-          await _send(deps, held);
+      track(id, () => Promise.resolve(held.record.target_id), async () => {
+        if (deps.now() + deps.config.timeoutMs >= held.record.lease_until!) {
+          return; // Too late for a full attempt: the sweeper takes it when the lease ends.
         }
+        const entry = {
+          key: keys.deliveryKey(id),
+          value: held.record,
+          versionstamp: held.versionstamp,
+        };
+        const admission = await _admit(deps, held.record, deps.now());
+        if (admission.hold) return await _hold(deps, entry, admission.hold);
+        if (admission.probe) {
+          const probe = deps.kv.atomic().check(entry).check(admission.probe)
+            .set(
+              admission.probe.key,
+              {
+                ...admission.probe.value,
+                circuit_open_until: held.record.lease_until,
+              },
+            );
+          if (!(await probe.commit()).ok) return;
+        }
+        return await _send(deps, held);
       }).catch(report(id));
     },
     async idle() {
@@ -134,12 +193,56 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
   };
 }
 
-async function _attempt(deps: WorkerDeps, id: string): Promise<void> {
+type Hold =
+  | { kind: "disabled"; reason: string }
+  | { kind: "wait"; until: number }
+  | { kind: "ordered"; until: number; after: string };
+
+/**
+ * Whether a delivery may be attempted now: its target's health gate, then per-task
+ * ordering. A half-open circuit's probe is returned for the caller to claim.
+ */
+async function _admit(
+  deps: WorkerDeps,
+  record: DeliveryRecord,
+  now: number,
+): Promise<{ hold?: Hold; probe?: Deno.KvEntry<TargetRecord> }> {
+  const target = await deps.kv.get<TargetRecord>(
+    keys.targetKey(record.target_id),
+  );
+  const admission = gate(target.value, now, deps.config);
+  if (admission.kind === "disabled" || admission.kind === "wait") {
+    return { hold: admission };
+  }
+  const earlier = await earlierOpen(deps.kv, record);
+  if (earlier) {
+    // Released as soon as the earlier one ends; this is only the fallback wake-up.
+    const until = Math.max(dueAt(earlier) ?? now, now + 1000);
+    return { hold: { kind: "ordered", until, after: earlier.id } };
+  }
+  return admission.kind === "probe" && target.value
+    ? { probe: target as Deno.KvEntry<TargetRecord> }
+    : {};
+}
+
+/** Attempts one delivery; returns the id of a delivery its end made due, if any. */
+async function _attempt(
+  deps: WorkerDeps,
+  id: string,
+): Promise<string | undefined> {
   const entry = await getDelivery(deps.kv, id);
   const record = entry.value;
   const now = deps.now();
   const due = record ? dueAt(record) : null;
   if (!record || due === null || due > now) return;
+  const admission = await _admit(deps, record, now);
+  if (admission.hold) {
+    return await _hold(
+      deps,
+      entry as Deno.KvEntry<DeliveryRecord>,
+      admission.hold,
+    );
+  }
   const leased: DeliveryRecord = {
     ...record,
     lease_until: now + deps.config.timeoutMs + LEASE_MARGIN_MS,
@@ -148,9 +251,16 @@ async function _attempt(deps: WorkerDeps, id: string): Promise<void> {
     queue: deps.queue,
     now,
   });
+  if (admission.probe) {
+    // Only one attempt probes a target whose circuit is half open.
+    claim.check(admission.probe).set(admission.probe.key, {
+      ...admission.probe.value,
+      circuit_open_until: leased.lease_until,
+    });
+  }
   const claimed = await claim.commit();
   if (!claimed.ok) return;
-  await _send(deps, {
+  return await _send(deps, {
     record: leased,
     payload: await readPayload(deps.kv, id),
     versionstamp: claimed.versionstamp,
@@ -158,7 +268,10 @@ async function _attempt(deps: WorkerDeps, id: string): Promise<void> {
 }
 
 /** Signs, POSTs and records the outcome of a delivery whose lease is held. */
-async function _send(deps: WorkerDeps, held: HeldDelivery): Promise<void> {
+async function _send(
+  deps: WorkerDeps,
+  held: HeldDelivery,
+): Promise<string | undefined> {
   const { record, payload: body } = held;
   const id = record.id;
   const started = deps.now();
@@ -226,10 +339,73 @@ async function _send(deps: WorkerDeps, held: HeldDelivery): Promise<void> {
     deps.log.warn("attempt outcome superseded", fields);
     return;
   }
+  deps.log.info("attempt", fields);
+  await recordTargetOutcome(
+    { kv: deps.kv, now: deps.now, cfg: deps.config, log: deps.log },
+    record.target_id,
+    _targetOutcome(verdict.kind, result),
+  );
   if (next.status === "succeeded" || next.status === "dead") {
     deps.metrics.inc("relay_deliveries_total", { outcome: next.status });
+    return await releaseNext(deps, next);
   }
-  deps.log.info("attempt", fields);
+}
+
+function _targetOutcome(
+  verdict: string,
+  result: AttemptResult,
+): TargetOutcome {
+  if (verdict === "success") return { kind: "success" };
+  if (verdict !== "retry") return { kind: "neutral" };
+  return {
+    kind: "failure",
+    error: result.error ?? `HTTP ${result.status_code}`,
+  };
+}
+
+/** Defers a delivery without an HTTP attempt, or ends it when its target is disabled. */
+async function _hold(
+  deps: WorkerDeps,
+  entry: Deno.KvEntry<DeliveryRecord>,
+  hold: Hold,
+): Promise<string | undefined> {
+  const record = entry.value;
+  const now = deps.now();
+  const next: DeliveryRecord = hold.kind === "disabled"
+    ? {
+      ...record,
+      status: "dead",
+      lease_until: null,
+      next_attempt_at: null,
+      dead_at: now,
+      updated_at: now,
+      last_error: `target disabled: ${hold.reason}`,
+    }
+    : {
+      ...record,
+      lease_until: null,
+      next_attempt_at: hold.until + Math.round(deps.random() * 250),
+      updated_at: now,
+    };
+  const op = transition(deps.kv.atomic().check(entry), record, next, {
+    queue: deps.queue,
+    now,
+  });
+  if (!(await op.commit()).ok) return;
+  deps.log.info(hold.kind === "disabled" ? "delivery ended" : "delivery held", {
+    trace_id: record.event_id,
+    delivery_id: record.id,
+    reason: hold.kind === "disabled"
+      ? "target_disabled"
+      : hold.kind === "wait"
+      ? "circuit_open"
+      : "earlier_notification_open",
+    after: hold.kind === "ordered" ? hold.after : undefined,
+    next_attempt_at: next.next_attempt_at,
+  });
+  if (hold.kind !== "disabled") return;
+  deps.metrics.inc("relay_deliveries_total", { outcome: "dead" });
+  return await releaseNext(deps, next);
 }
 
 async function _post(
@@ -248,6 +424,12 @@ async function _post(
       signal,
     });
   } catch (err) {
+    if (err instanceof TargetBlockedError) {
+      return {
+        result: { status_code: null, error: err.message, blocked: true },
+        responseBody: "",
+      };
+    }
     const error = signal.aborted
       ? `timeout after ${deps.config.timeoutMs} ms`
       : `network error: ${_describe(err)}`;

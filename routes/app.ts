@@ -2,15 +2,18 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { GroupCommitter } from "../relay/group_commit.ts";
+import type { Allowlist } from "../relay/ip_ranges.ts";
 import type { Explanation } from "../relay/explain.ts";
 import type { Logger } from "../relay/log.ts";
 import type { Metrics } from "../relay/metrics.ts";
+import type { HealthConfig } from "../relay/targets.ts";
 import type { DeliveryWorker } from "../relay/worker.ts";
 import { createDeliveriesRoutes } from "./deliveries.ts";
 import { errorResponse, fromZod, invalid, RequestError } from "./errors.ts";
 import { createEventsRoutes } from "./events.ts";
 import { createExplainRoutes } from "./explain.ts";
 import { createHealthRoutes } from "./health.ts";
+import { createTargetsRoutes } from "./targets.ts";
 
 /** What the routes need. */
 export interface AppDeps {
@@ -24,6 +27,10 @@ export interface AppDeps {
   allowPrivateTargets: boolean;
   /** Shares KV commits between concurrent events. */
   committer?: GroupCommitter;
+  /** Private ranges and hosts allowed in production. */
+  targetAllowlist?: Allowlist;
+  /** Circuit and disable thresholds, shown by `GET /v1/targets`. */
+  healthConfig: HealthConfig;
   /** Set when the sales agent's Postgres is configured. */
   explain?: (objectType: string, objectId: string) => Promise<Explanation>;
 }
@@ -87,6 +94,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   app.route("/", createEventsRoutes(deps));
   app.route("/", createDeliveriesRoutes(deps));
   app.route("/", createHealthRoutes(deps));
+  app.route("/", createTargetsRoutes(deps));
   app.route("/", createExplainRoutes(deps));
   app.doc("/openapi.json", {
     openapi: "3.0.0",

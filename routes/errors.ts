@@ -77,7 +77,11 @@ export function errorResponse(err: Error, c: Context, log: Logger): Response {
   }
   if (err instanceof DeliveryNotFoundError) {
     return c.json({
-      error: { code: "not_found", message: err.message, issues: [] },
+      error: {
+        code: "not_found",
+        message: err.message,
+        issues: [{ path: "param.id", message: "no such delivery" }],
+      },
     }, 404);
   }
   if (err instanceof IdempotencyConflictError) {
@@ -99,10 +103,9 @@ export function errorResponse(err: Error, c: Context, log: Logger): Response {
       : status === 401
       ? "unauthorized"
       : "bad_request";
-    return c.json(
-      { error: { code, message: err.message, issues: [] } },
-      status,
-    );
+    // A body hono could not parse (malformed or empty JSON): the body is the field.
+    const issues = status === 400 ? [{ path: "", message: err.message }] : [];
+    return c.json({ error: { code, message: err.message, issues } }, status);
   }
   log.error("unhandled error", { path: c.req.path, error: String(err) });
   return c.json({

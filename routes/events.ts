@@ -71,6 +71,7 @@ export function createEventsRoutes(deps: AppDeps) {
           413,
           "body_too_large",
           `Body exceeds ${MAX_BODY_BYTES} bytes`,
+          [{ path: "", message: `larger than ${MAX_BODY_BYTES} bytes` }],
         );
       },
     }),
@@ -105,6 +106,7 @@ export function createEventsRoutes(deps: AppDeps) {
       const { push_notification_config: pnc, ...rest } = body;
       const problem = targetUrlProblem(pnc.url, {
         allowPrivate: deps.allowPrivateTargets,
+        allowlist: deps.targetAllowlist,
       });
       if (problem) {
         throw invalid([{

@@ -43,6 +43,7 @@ try {
       source: createStepSource(sql),
       nullIsActive: config.nullIsActive,
       allowPrivate: config.allowPrivateTargets,
+      allowlist: config.targetAllowlist,
     },
     objectType,
     objectId,

@@ -8,6 +8,7 @@ import { createLogger } from "../relay/log.ts";
 import { Metrics } from "../relay/metrics.ts";
 import { createQueueHandler } from "../relay/queue.ts";
 import { createSigner } from "../relay/sign.ts";
+import { createTargetFetch, type Resolver } from "../relay/target_fetch.ts";
 import { createDeliveryWorker, type DeliveryWorker } from "../relay/worker.ts";
 import { type AppDeps, createApp } from "../routes/app.ts";
 
@@ -103,6 +104,8 @@ export function startTestRelay(
     env?: Record<string, string>;
     apiToken?: string;
     queue?: boolean;
+    /** Host name resolution for production-mode target checks. */
+    resolve?: Resolver;
     explain?: AppDeps["explain"];
   } = {},
 ) {
@@ -116,9 +119,13 @@ export function startTestRelay(
   const metrics = new Metrics();
   const committer = createGroupCommitter(kv);
   const queue = opts.queue ?? true;
+  const policy = {
+    allowPrivate: config.allowPrivateTargets,
+    allowlist: config.targetAllowlist,
+  };
   const worker: DeliveryWorker = createDeliveryWorker({
     kv,
-    fetch,
+    fetch: createTargetFetch({ policy, resolve: opts.resolve }),
     now: Date.now,
     random: Math.random,
     config,
@@ -141,6 +148,8 @@ export function startTestRelay(
     worker,
     apiToken: opts.apiToken,
     allowPrivateTargets: config.allowPrivateTargets,
+    targetAllowlist: config.targetAllowlist,
+    healthConfig: config,
     explain: opts.explain,
   });
   return {

@@ -112,6 +112,45 @@ Deno.test("main.ts dev refuses a bad value, naming the variable", async () => {
   assert.match(out, /RELAY_TIMEOUT_MS: .*got "soon"/);
 });
 
+Deno.test("loadConfig() names a signing secret that is not valid base64 instead of crashing", () => {
+  assert.throws(
+    () => loadConfig({ RELAY_SIGNING_SECRET: "whsec_short" }, "dev"),
+    (err: Error) =>
+      err instanceof ConfigError &&
+      /RELAY_SIGNING_SECRET: #1: expected whsec_ followed by base64/.test(
+        err.message,
+      ) && !err.message.includes("whsec_short"),
+  );
+});
+
+Deno.test("loadConfig() validates the target health and allow-list variables", () => {
+  const ok = loadConfig({
+    RELAY_TARGET_ALLOWLIST: "10.0.0.0/8, hooks.internal",
+    RELAY_DISABLE_AFTER_S: "60",
+  }, "dev");
+  assert.equal(ok.targetAllowlist.ranges.length, 1);
+  assert.ok(ok.targetAllowlist.hosts.has("hooks.internal"));
+  assert.equal(ok.disableAfterMs, 60_000);
+  assert.equal(loadConfig({}, "dev").disableAfterMs, 5 * 24 * 3600 * 1000);
+  assert.throws(
+    () =>
+      loadConfig({
+        RELAY_TARGET_ALLOWLIST: "10.0.0.0/99",
+        RELAY_TARGET_CONCURRENCY: "0",
+        RELAY_CIRCUIT_FAILURES: "many",
+        RELAY_CIRCUIT_COOLDOWN_S: "-1",
+      }, "dev"),
+    (err: Error) =>
+      [
+        "RELAY_TARGET_ALLOWLIST",
+        "RELAY_TARGET_CONCURRENCY",
+        "RELAY_CIRCUIT_FAILURES",
+        "RELAY_CIRCUIT_COOLDOWN_S",
+      ]
+        .every((name) => err.message.includes(`${name}:`)),
+  );
+});
+
 Deno.test("loadConfig() reads the sales agent sync settings and names bad ones", () => {
   const c = loadConfig({}, "dev");
   assert.equal(c.databaseUrl, undefined);

@@ -7,37 +7,10 @@ import {
   stepUpdate,
   waitFor,
 } from "./_helpers.ts";
+import { spawnRelay as spawn } from "../scripts/relay_process.ts";
 
-/** Starts `main.ts dev` as its own process and resolves once it listens. */
-async function spawnRelay(env: Record<string, string>) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", "dev"],
-    env: { PORT: "0", RELAY_SIGNING_SECRET: SECRET, NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines: string[] = [];
-  const listening = Promise.withResolvers<string>();
-  (async () => {
-    let buffer = "";
-    for await (
-      const chunk of child.stdout.pipeThrough(new TextDecoderStream())
-    ) {
-      buffer += chunk;
-      const parts = buffer.split("\n");
-      buffer = parts.pop()!;
-      for (const line of parts) {
-        lines.push(line);
-        const parsed = JSON.parse(line);
-        if (parsed.msg === "relay listening") listening.resolve(parsed.url);
-      }
-    }
-    listening.reject(
-      new Error(`relay exited before listening:\n${lines.join("\n")}`),
-    );
-  })();
-  return { child, lines, url: await listening.promise };
-}
+const spawnRelay = (env: Record<string, string>) =>
+  spawn({ RELAY_SIGNING_SECRET: SECRET, ...env });
 
 Deno.test("SIGKILL with deliveries pending loses nothing: a restart on the same KV delivers all", async () => {
   await using store = await openTestKv();
@@ -51,6 +24,8 @@ Deno.test("SIGKILL with deliveries pending loses nothing: a restart on the same 
     // An attempt cut off by the kill is retried when its lease (timeout + 2 s) ends.
     RELAY_TIMEOUT_MS: "1000",
     RELAY_RETRY_SCHEDULE: "0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3",
+    // Every delivery must fail once before the kill: keep the circuit closed.
+    RELAY_CIRCUIT_FAILURES: "1000",
   };
   const first = await spawnRelay(env);
   const post = (body: unknown) =>
