@@ -5,16 +5,18 @@
  * - limit:   pre-signed POSTs straight to the receiver (no relay);
  * - naive:   the textbook Deno KV design (`kv.enqueue` + `listenQueue` that POSTs);
  * - relay:   `POST /v1/events` to `main.ts dev` in its own process → verified receipt;
- * - backlog: deliveries piled up while the receiver is down, then released;
- * - db:      not measured yet (the Postgres adapter reached main after this bench was
- *            written; SQL commit → receipt in notify/poll mode is still to add).
+ * - db:      a step completed by SQL in the agent's Postgres → verified receipt, in
+ *            notify and poll mode (`DATABASE_URL`'s server, else a throwaway cluster);
+ * - backlog: deliveries piled up while the receiver is down, then released.
  *
  * Usage: `deno task bench [--quick] [--n 3000] [--light 200] [--concurrency 32]
- *   [--backlog 100000] [--only limit,naive,relay,backlog] [--cpu-prof DIR]`
+ *   [--db-notify 100] [--db-poll 20] [--poll-ms 1000] [--backlog 100000]
+ *   [--only limit,naive,relay,db,backlog] [--cpu-prof DIR]`
  */
 import { parseArgs } from "node:util";
 import { runLimit, runNaive } from "./bench/baselines.ts";
 import { startBenchReceiver } from "./bench/receiver.ts";
+import { runDb } from "./bench/db_phase.ts";
 import { runBacklog, runRelay } from "./bench/relay_phases.ts";
 import { round } from "./bench/measure.ts";
 
@@ -28,6 +30,9 @@ const { values: flags } = parseArgs({
     light: { type: "string" },
     concurrency: { type: "string" },
     backlog: { type: "string" },
+    "db-notify": { type: "string" },
+    "db-poll": { type: "string" },
+    "poll-ms": { type: "string" },
     only: { type: "string" },
     "cpu-prof": { type: "string" },
   },
@@ -45,9 +50,14 @@ const sizes = {
   light: num(flags.light, flags.quick ? 50 : 200),
   concurrency: num(flags.concurrency, 32),
   backlog: num(flags.backlog, flags.quick ? 2000 : 100_000),
+  db_notify: num(flags["db-notify"], flags.quick ? 20 : 100),
+  db_poll: num(flags["db-poll"], flags.quick ? 8 : 20),
+  poll_ms: num(flags["poll-ms"], 1000),
 };
 const only = new Set(
-  (flags.only ?? "limit,naive,relay,backlog").split(",").map((s) => s.trim()),
+  (flags.only ?? "limit,naive,relay,db,backlog").split(",").map((s) =>
+    s.trim()
+  ),
 );
 const timeoutMs = 600_000;
 const opts = { secret: SECRET, ...sizes, timeoutMs };
@@ -69,6 +79,14 @@ try {
     "relay",
     () => runRelay(receiver, { ...opts, cpuProfDir: flags["cpu-prof"] }),
   );
+  const db = await phase("db", () =>
+    runDb(receiver, {
+      secret: SECRET,
+      notify: sizes.db_notify,
+      poll: sizes.db_poll,
+      pollMs: sizes.poll_ms,
+      timeoutMs,
+    }));
   const backlog = await phase(
     "backlog",
     () => runBacklog(receiver, { ...opts, n: sizes.backlog }),
@@ -111,6 +129,19 @@ try {
       String(relay.peak_rss_mb),
     ]);
   }
+  if (db) {
+    for (const mode of ["notify", "poll"] as const) {
+      rows.push([
+        `db ${mode}`,
+        "",
+        String(db[mode].p50_ms),
+        String(db[mode].p99_ms),
+        "",
+        "",
+        "",
+      ]);
+    }
+  }
   if (backlog) {
     rows.push([
       `backlog ${backlog.n}`,
@@ -135,7 +166,9 @@ try {
     drain_vs_limit: ratio(backlog?.drain_per_second, limit?.load.per_second),
   };
   out.push(
-    "db: not measured yet (SQL commit → receipt phase not written)",
+    db
+      ? `db: SQL commit → receipt, one step at a time (${db.notify.n} notify, ${db.poll.n} poll at ${db.poll.poll_ms} ms; ${db.server})`
+      : "db: not measured in this run",
     "",
     `relay/limit ${headline.relay_vs_limit ?? "-"}  relay/naive ${
       headline.relay_vs_naive ?? "-"
@@ -155,7 +188,7 @@ try {
     naive,
     relay,
     backlog,
-    db: null,
+    db,
   }));
 } finally {
   await receiver.close();
