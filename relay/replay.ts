@@ -1,7 +1,9 @@
 /** Manual replay: redeliver one delivery, or recover the dead ones of a time window. */
+import { commitWrites, type GroupCommitter } from "./group_commit.ts";
 import * as keys from "./keys.ts";
 import { getDelivery, transition } from "./store.ts";
 import type { DeliveryRecord } from "./types.ts";
+import { WriteSet } from "./write_set.ts";
 
 /** Thrown when a delivery id is unknown. */
 export class DeliveryNotFoundError extends Error {
@@ -53,31 +55,92 @@ export async function redeliver(
 }
 
 /**
- * Re-queues every dead delivery that died within `[since, until]`.
+ * Records re-queued per checked write: 10 checks and ~50 mutations, within every Deno
+ * KV's limits (remote KV allows fewer checks per commit than local SQLite's 100; the
+ * group committer merges chunks up to the local limits).
+ */
+export const RECOVER_CHUNK = 10;
+const RECOVER_PAGE = 200;
+
+/**
+ * Re-queues every dead delivery that died within `[since, until]`, a chunk of
+ * {@link RECOVER_CHUNK} records per checked commit and a page of chunks at once (so a
+ * group committer can share commits). A chunk that fails its checks (a record changed
+ * meanwhile) is retried one record at a time.
  *
- * @param deps KV, clock and whether wake-ups are enqueued.
+ * @param deps KV, clock, whether wake-ups are enqueued, and an optional committer.
  * @param window Milliseconds since the epoch; `until` defaults to now.
  * @returns The ids re-queued (at most {@link RECOVER_LIMIT}).
  */
 export async function recoverDead(
-  deps: { kv: Deno.Kv; now: () => number; queue: boolean },
+  deps: {
+    kv: Deno.Kv;
+    now: () => number;
+    queue: boolean;
+    committer?: GroupCommitter;
+  },
   window: { since: number; until?: number },
 ): Promise<string[]> {
   const until = window.until ?? deps.now();
   const ids: string[] = [];
-  const iter = deps.kv.list<string>({ prefix: keys.statusIndexPrefix("dead") });
+  const iter = deps.kv.list<string>(
+    { prefix: keys.statusIndexPrefix("dead") },
+    { batchSize: RECOVER_PAGE },
+  );
+  let page: string[] = [];
+  const flush = async () => {
+    const chunks: string[][] = [];
+    for (let i = 0; i < page.length; i += RECOVER_CHUNK) {
+      chunks.push(page.slice(i, i + RECOVER_CHUNK));
+    }
+    page = [];
+    const done = await Promise.all(
+      chunks.map((c) => _requeue(deps, c, window.since, until)),
+    );
+    for (const d of done) ids.push(...d);
+  };
   for await (const e of iter) {
-    if (ids.length >= RECOVER_LIMIT) break;
-    const entry = await getDelivery(deps.kv, e.value);
-    const r = entry.value;
-    if (!r || r.status !== "dead" || r.dead_at === null) continue;
-    if (r.dead_at < window.since || r.dead_at > until) continue;
-    const now = deps.now();
-    const op = transition(deps.kv.atomic().check(entry), r, _fresh(r, now), {
+    if (ids.length + page.length >= RECOVER_LIMIT) break;
+    page.push(e.value);
+    if (page.length >= RECOVER_PAGE) await flush();
+  }
+  await flush();
+  return ids;
+}
+
+/** Re-queues the chunk's records that are dead within the window, in one commit. */
+async function _requeue(
+  deps: Parameters<typeof recoverDead>[0],
+  chunk: string[],
+  since: number,
+  until: number,
+): Promise<string[]> {
+  const entries = await deps.kv.getMany<DeliveryRecord[]>(
+    chunk.map((id) => keys.deliveryKey(id)),
+  );
+  const now = deps.now();
+  const picked = entries.filter((e): e is Deno.KvEntry<DeliveryRecord> => {
+    const r = e.value;
+    return r !== null && r.status === "dead" && r.dead_at !== null &&
+      r.dead_at >= since && r.dead_at <= until;
+  });
+  const op = new WriteSet();
+  for (const e of picked) {
+    transition(op.check(e), e.value, _fresh(e.value, now), {
       queue: deps.queue,
       now,
     });
-    if ((await op.commit()).ok) ids.push(r.id);
   }
-  return ids;
+  if (picked.length === 0) return [];
+  if ((await commitWrites(deps, op)).ok) return picked.map((e) => e.value.id);
+  const one = await Promise.all(picked.map(async (e) => {
+    const single = transition(
+      deps.kv.atomic().check(e),
+      e.value,
+      _fresh(e.value, now),
+      { queue: deps.queue, now },
+    );
+    return (await single.commit()).ok ? e.value.id : undefined;
+  }));
+  return one.filter((id) => id !== undefined);
 }

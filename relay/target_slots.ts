@@ -8,11 +8,15 @@ export interface TargetSlots {
   /**
    * Waits for a slot for `targetId`. Resolves to `undefined` without waiting when
    * the target already has `limit × 4` attempts waiting: the delivery stays due
-   * and a later wake-up picks it up.
+   * and a later wake-up picks it up. With `wait`, the caller (which already holds
+   * the delivery in memory, or bounds its own callers) waits however long the line.
    *
    * @returns A function that frees the slot.
    */
-  enter(targetId: string): Promise<(() => void) | undefined>;
+  enter(
+    targetId: string,
+    opts?: { wait?: boolean },
+  ): Promise<(() => void) | undefined>;
   /** Attempts in flight per target (for tests and the targets API). */
   active(targetId: string): number;
 }
@@ -26,11 +30,11 @@ export interface TargetSlots {
 export function createTargetSlots(limit: number): TargetSlots {
   const state = new Map<string, { active: number; waiting: (() => void)[] }>();
   return {
-    async enter(targetId) {
+    async enter(targetId, opts = {}) {
       let s = state.get(targetId);
       if (!s) state.set(targetId, s = { active: 0, waiting: [] });
       if (s.active >= limit) {
-        if (s.waiting.length >= limit * 4) return undefined;
+        if (!opts.wait && s.waiting.length >= limit * 4) return undefined;
         await new Promise<void>((r) => s!.waiting.push(r));
       } else s.active++;
       const slot = s;

@@ -74,6 +74,12 @@ export interface DeliveryWorker {
   /** Starts {@link run} without waiting. */
   kick(id: string): void;
   /**
+   * Attempts many due deliveries (a recovered backlog), at most `concurrency` at a
+   * time, each waiting for its target's slot rather than being left to a later
+   * wake-up. Only the ids are held in memory.
+   */
+  kickMany(ids: readonly string[]): void;
+  /**
    * The fast path after intake: sends a delivery created already leased by this
    * process, without re-reading or claiming it. If no slot frees up while the lease
    * still covers a full attempt, it is left to the sweeper once the lease ends.
@@ -113,25 +119,37 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     }
   }
 
-  /** Runs `work` once per id at a time, inside a per-target slot, then a global one. */
-  function track(
+  /**
+   * Runs `work` once per id at a time, inside a per-target slot, then a global one.
+   * `wait`: wait for the target's slot however long its line (see `TargetSlots`).
+   * `work` gets a function that frees the target's slot early: once the HTTP
+   * exchange is over, recording its outcome needs no request slot at the target.
+   */
+  function track<T>(
     id: string,
-    targetId: () => Promise<string | undefined>,
-    work: () => Promise<string | undefined>,
+    opts: { wait: boolean },
+    peek: () => Promise<{ target: string; value: T } | undefined>,
+    work: (value: T, freeTarget: () => void) => Promise<string | undefined>,
   ): Promise<void> {
     const running = inflight.get(id);
     if (running) return running;
     const p = (async () => {
-      const target = await targetId();
-      const leave = target === undefined
+      const found = await peek();
+      const leave = found === undefined
         ? undefined
-        : await targets.enter(target);
+        : await targets.enter(found.target, opts);
       if (!leave) return;
+      let left = false;
+      const freeTarget = () => {
+        if (left) return;
+        left = true;
+        leave();
+      };
       let released: string | undefined;
       try {
-        released = await slot(work);
+        released = await slot(() => work(found!.value, freeTarget));
       } finally {
-        leave();
+        freeTarget();
       }
       if (released) kick(released);
     })().finally(() => inflight.delete(id));
@@ -144,46 +162,81 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
       delivery_id: id,
       error: String(err),
     });
-  const run = (id: string) =>
-    track(id, async () => {
-      const peek = (await getDelivery(deps.kv, id)).value;
-      const due = peek ? dueAt(peek) : null;
-      return peek && due !== null && due <= deps.now()
-        ? peek.target_id
+  const run = (id: string, opts = { wait: false }) =>
+    track(id, opts, async () => {
+      const entry = await getDelivery(deps.kv, id);
+      const due = entry.value ? dueAt(entry.value) : null;
+      return entry.value && due !== null && due <= deps.now()
+        ? {
+          target: entry.value.target_id,
+          value: entry as Deno.KvEntry<DeliveryRecord>,
+        }
         : undefined;
-    }, () => _attempt(deps, id));
+    }, (entry, freeTarget) => _attempt(deps, entry, freeTarget));
   const kick = (id: string) => void run(id).catch(report(id));
+
+  // kickMany's line: batches of ids, consumed front to back.
+  const line: string[][] = [];
+  let lineAt = 0;
+  let pumping = 0;
+  function pump() {
+    while (pumping < deps.config.concurrency) {
+      const batch = line[0];
+      if (!batch) return;
+      const id = batch[lineAt++]!;
+      if (lineAt >= batch.length) {
+        line.shift();
+        lineAt = 0;
+      }
+      pumping++;
+      run(id, { wait: true }).catch(report(id)).finally(() => {
+        pumping--;
+        pump();
+      });
+    }
+  }
 
   return {
     leaseMs: deps.config.timeoutMs + LEASE_MARGIN_MS,
-    run,
+    run: (id) => run(id),
     kick,
+    kickMany(ids) {
+      if (ids.length === 0) return;
+      line.push([...ids]);
+      pump();
+    },
     send(held) {
       const id = held.record.id;
-      track(id, () => Promise.resolve(held.record.target_id), async () => {
-        if (deps.now() + deps.config.timeoutMs >= held.record.lease_until!) {
-          return; // Too late for a full attempt: the sweeper takes it when the lease ends.
-        }
-        const entry = {
-          key: keys.deliveryKey(id),
-          value: held.record,
-          versionstamp: held.versionstamp,
-        };
-        const admission = await _admit(deps, held.record, deps.now());
-        if (admission.hold) return await _hold(deps, entry, admission.hold);
-        if (admission.probe) {
-          const probe = deps.kv.atomic().check(entry).check(admission.probe)
-            .set(
-              admission.probe.key,
-              {
-                ...admission.probe.value,
-                circuit_open_until: held.record.lease_until,
-              },
-            );
-          if (!(await probe.commit()).ok) return;
-        }
-        return await _send(deps, held);
-      }).catch(report(id));
+      const target = held.record.target_id;
+      track(
+        id,
+        { wait: true },
+        () => Promise.resolve({ target, value: held }),
+        async (_held, freeTarget) => {
+          if (deps.now() + deps.config.timeoutMs >= held.record.lease_until!) {
+            return; // Too late for a full attempt: the sweeper takes it when the lease ends.
+          }
+          const entry = {
+            key: keys.deliveryKey(id),
+            value: held.record,
+            versionstamp: held.versionstamp,
+          };
+          const admission = await _admit(deps, held.record, deps.now());
+          if (admission.hold) return await _hold(deps, entry, admission.hold);
+          if (admission.probe) {
+            const probe = deps.kv.atomic().check(entry).check(admission.probe)
+              .set(
+                admission.probe.key,
+                {
+                  ...admission.probe.value,
+                  circuit_open_until: held.record.lease_until,
+                },
+              );
+            if (!(await probe.commit()).ok) return;
+          }
+          return await _send(deps, held, freeTarget);
+        },
+      ).catch(report(id));
     },
     async idle() {
       while (inflight.size > 0) {
@@ -225,29 +278,29 @@ async function _admit(
     : {};
 }
 
-/** Attempts one delivery; returns the id of a delivery its end made due, if any. */
+/**
+ * Attempts one delivery as read (the claim fails if it changed since); returns the id
+ * of a delivery its end made due, if any.
+ */
 async function _attempt(
   deps: WorkerDeps,
-  id: string,
+  entry: Deno.KvEntry<DeliveryRecord>,
+  freeTarget: () => void,
 ): Promise<string | undefined> {
-  const entry = await getDelivery(deps.kv, id);
   const record = entry.value;
+  const id = record.id;
   const now = deps.now();
-  const due = record ? dueAt(record) : null;
-  if (!record || due === null || due > now) return;
+  const due = dueAt(record);
+  if (due === null || due > now) return;
   const admission = await _admit(deps, record, now);
   if (admission.hold) {
-    return await _hold(
-      deps,
-      entry as Deno.KvEntry<DeliveryRecord>,
-      admission.hold,
-    );
+    return await _hold(deps, entry, admission.hold);
   }
   const leased: DeliveryRecord = {
     ...record,
     lease_until: now + deps.config.timeoutMs + LEASE_MARGIN_MS,
   };
-  const claim = transition(deps.kv.atomic().check(entry), record, leased, {
+  const claim = transition(new WriteSet().check(entry), record, leased, {
     queue: deps.queue,
     now,
   });
@@ -258,19 +311,24 @@ async function _attempt(
       circuit_open_until: leased.lease_until,
     });
   }
-  const claimed = await claim.commit();
+  // The payload never changes: read it while the claim commits.
+  const [claimed, payload] = await Promise.all([
+    commitWrites(deps, claim),
+    readPayload(deps.kv, id),
+  ]);
   if (!claimed.ok) return;
   return await _send(deps, {
     record: leased,
-    payload: await readPayload(deps.kv, id),
+    payload,
     versionstamp: claimed.versionstamp,
-  });
+  }, freeTarget);
 }
 
 /** Signs, POSTs and records the outcome of a delivery whose lease is held. */
 async function _send(
   deps: WorkerDeps,
   held: HeldDelivery,
+  freeTarget: () => void,
 ): Promise<string | undefined> {
   const { record, payload: body } = held;
   const id = record.id;
@@ -285,6 +343,7 @@ async function _send(
       auth: record.auth,
     }),
   });
+  freeTarget();
   const finished = deps.now();
   const { record: next, verdict } = settle(record, result, {
     now: finished,

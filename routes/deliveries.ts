@@ -154,7 +154,7 @@ export function createDeliveriesRoutes(deps: AppDeps) {
         throw invalid([{ path: "until", message: "must not be before since" }]);
       }
       const ids = await recoverDead(deps, { since, until });
-      for (const id of ids) deps.worker.kick(id);
+      deps.worker.kickMany(ids);
       deps.log.info("recover requested", {
         since: body.since,
         until: body.until,

@@ -62,7 +62,10 @@ export async function runRelay(
   receiver: BenchReceiver,
   opts: BaselineOptions & { cpuProfDir?: string },
 ): Promise<PhaseResult & { peak_rss_mb: number }> {
-  const relay = await spawnRelay({ RELAY_SIGNING_SECRET: opts.secret }, opts);
+  const relay = await spawnRelay({
+    RELAY_SIGNING_SECRET: opts.secret,
+    RELAY_TARGET_CONCURRENCY: String(opts.concurrency),
+  }, opts);
   try {
     const run = async (tag: string, n: number, concurrency: number) => {
       const keyOf = (i: number) => `relay_${tag}_${i}`;
@@ -109,9 +112,13 @@ export async function runBacklog(
   receiver: BenchReceiver,
   opts: Omit<BaselineOptions, "light">,
 ): Promise<BacklogResult> {
+  // The circuit breaker is kept shut: with it, a down receiver's deliveries wait
+  // behind the open circuit (pending) instead of dying, and there is nothing to recover.
   const relay = await spawnRelay({
     RELAY_SIGNING_SECRET: opts.secret,
     RELAY_RETRY_SCHEDULE: "0.05",
+    RELAY_CIRCUIT_FAILURES: String(2 * opts.n + 10),
+    RELAY_TARGET_CONCURRENCY: String(opts.concurrency),
   });
   try {
     await receiver.down();
