@@ -234,7 +234,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
               );
             if (!(await probe.commit()).ok) return;
           }
-          return await _send(deps, held, freeTarget);
+          return await _send(deps, held, admission.probe ? _keep : freeTarget);
         },
       ).catch(report(id));
     },
@@ -321,10 +321,16 @@ async function _attempt(
     record: leased,
     payload,
     versionstamp: claimed.versionstamp,
-  }, freeTarget);
+  }, admission.probe ? _keep : freeTarget);
 }
 
-/** Signs, POSTs and records the outcome of a delivery whose lease is held. */
+/** A probe's success clears the circuit: the slot is kept until that is recorded. */
+const _keep = () => {};
+
+/**
+ * Signs, POSTs and records the outcome of a delivery whose lease is held; calls
+ * `freeTarget` as soon as the target's slot is no longer needed.
+ */
 async function _send(
   deps: WorkerDeps,
   held: HeldDelivery,
@@ -343,7 +349,6 @@ async function _send(
       auth: record.auth,
     }),
   });
-  freeTarget();
   const finished = deps.now();
   const { record: next, verdict } = settle(record, result, {
     now: finished,
@@ -351,6 +356,10 @@ async function _send(
     scheduleMs: deps.config.retryScheduleMs,
     retryAfterMaxMs: deps.config.retryAfterMaxMs,
   });
+  // A success cannot change what the gate says to the next attempt (it only resets
+  // failures below the circuit threshold), so the target's slot is free already; any
+  // other outcome keeps it until the target's health is recorded.
+  if (verdict.kind === "success") freeTarget();
   const attempt: AttemptRecord = {
     n: next.attempts,
     cycle: next.cycle,
