@@ -177,7 +177,8 @@ async function _deliveryFinding(
       ok: false,
       cause: "target_disabled",
       detail: `target disabled: ${target.disabled_reason}`,
-      fix: "fix the receiver, then POST /v1/deliveries/{id}/redeliver",
+      fix:
+        `enable the target: POST /v1/targets/${d.target_id}/enable, then POST /v1/deliveries/${d.id}/redeliver (or /v1/deliveries/recover for a window); while it is disabled a redelivery dies at once`,
     };
   }
   if (d.attempts === 0) {

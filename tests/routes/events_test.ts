@@ -59,6 +59,16 @@ const badBodies: [string, unknown, string][] = [
     "push_notification_config.authentication.schemes.0",
   ],
   [
+    "scheme none (omit authentication instead)",
+    mediaBuy(URL_OK, {
+      push_notification_config: {
+        url: URL_OK,
+        authentication: { schemes: ["none"], credentials: "x".repeat(32) },
+      },
+    }),
+    "push_notification_config.authentication.schemes.0",
+  ],
+  [
     "short HMAC credentials",
     mediaBuy(URL_OK, {
       push_notification_config: {
