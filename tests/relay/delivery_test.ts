@@ -292,3 +292,36 @@ Deno.test("the sweeper alone delivers and retries when there is no queue", async
   assert.equal((await delivery(relay, id)).status, "succeeded");
   assert.equal(receiver.verified().length, 2);
 });
+
+Deno.test("a step completed before its mapping is delivered when the mapping arrives", async () => {
+  await using store = await openTestKv();
+  await using receiver = startReceiver();
+  await using relay = startTestRelay(store.kv);
+  const early =
+    await (await relay.post("/v1/events", stepUpdate({ result: { ok: true } })))
+      .json();
+  assert.deepEqual(early.skipped, [{
+    reason: "no_mapping",
+    step_id: "step_1",
+  }]);
+  const mapped = await (await relay.post("/v1/events", mediaBuy(receiver.url)))
+    .json();
+  assert.equal(mapped.deliveries.length, 1);
+  await waitFor(() => receiver.verified().length === 1, {
+    what: "late delivery",
+  });
+  const payload = receiver.verified()[0]!.verified!.payload as Record<
+    string,
+    unknown
+  >;
+  assert.equal(payload.status, "completed");
+  assert.deepEqual(payload.result, { ok: true });
+  // The agent resending the update is not a second webhook.
+  const again =
+    await (await relay.post("/v1/events", stepUpdate({ result: { ok: true } })))
+      .json();
+  assert.deepEqual(again.deliveries, []);
+  assert.equal(again.skipped[0].reason, "already_delivered");
+  await relay.worker.idle();
+  assert.equal(receiver.hits.length, 1);
+});
