@@ -325,3 +325,38 @@ Deno.test("a step completed before its mapping is delivered when the mapping arr
   await relay.worker.idle();
   assert.equal(receiver.hits.length, 1);
 });
+
+Deno.test("sweepDue() does not wait on a receiver that hangs", async () => {
+  await using store = await openTestKv();
+  const release = Promise.withResolvers<void>();
+  await using hanging = startReceiver(async () => {
+    await release.promise;
+    return new Response("late");
+  });
+  await using relay = startTestRelay(store.kv, { queue: false });
+  const { sweepDue } = await import("../../relay/sweeper.ts");
+  await relay.post("/v1/events", mediaBuy(hanging.url));
+  const answer = await (await relay.post("/v1/events", stepUpdate())).json();
+  await waitFor(() => hanging.hits.length === 1, {
+    what: "the fast path's attempt",
+  });
+  // Make the delivery due again while its attempt hangs: a second driver must not
+  // block on it, nor send it twice.
+  const swept = await sweepDue({
+    kv: store.kv,
+    now: () => Date.now() + 60_000,
+    worker: relay.worker,
+    log: { info() {}, warn() {}, error() {} },
+  }, { pageWaitMs: 50 });
+  assert.equal(swept, 1);
+  assert.equal(
+    hanging.hits.length,
+    1,
+    "no second request while the first is in flight",
+  );
+  release.resolve();
+  await relay.worker.idle();
+  const shown =
+    await (await relay.get(`/v1/deliveries/${answer.deliveries[0].id}`)).json();
+  assert.equal(shown.status, "succeeded");
+});
