@@ -237,5 +237,7 @@ Deno.test("/openapi.json documents the events route", async () => {
   const doc = await (await relay.get("/openapi.json")).json();
   assert.ok(doc.paths["/v1/events"].post);
   assert.ok(doc.paths["/v1/deliveries/{id}"].get);
+  assert.ok(doc.paths["/healthz"].get);
+  assert.ok(doc.paths["/metrics"].get);
   assert.ok(doc.components.schemas.PushNotificationConfig);
 });
