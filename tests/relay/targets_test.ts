@@ -96,12 +96,17 @@ Deno.test("the circuit stops hammering a failing target, probes once, then drain
   }, { what: "circuit open" });
   assert.equal(listed.items.length, 1);
   assert.equal(listed.items[0].url, receiver.url);
-  assert.equal(listed.items[0].consecutive_failures, 2);
+  // An attempt admitted just before the circuit opened may still land (health is
+  // written after each outcome), so count from the moment it is seen open.
+  assert.ok(listed.items[0].consecutive_failures >= 2);
   assert.equal(listed.items[0].last_error, "HTTP 503");
+  await relay.worker.idle();
+  const atOpen = receiver.hits.length;
+  assert.ok(atOpen >= 2 && atOpen <= 4, `${atOpen} attempts before opening`);
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(
     receiver.hits.length,
-    2,
+    atOpen,
     "no attempts while the circuit is open",
   );
   const held = relay.logs().filter((l) => l.reason === "circuit_open");
@@ -115,7 +120,7 @@ Deno.test("the circuit stops hammering a failing target, probes once, then drain
     },
   );
   // The first request after the cool-down was the single probe.
-  assert.equal(receiver.hits[2]!.status, 200);
+  assert.equal(receiver.hits[atOpen]!.status, 200);
   const after = await json(await relay.get("/v1/targets"));
   assert.equal(after.items[0].state, "healthy");
   for (const id of ids) {
