@@ -58,7 +58,9 @@ Deno.test("createTargetFetch() rejects a pinned answer with a status outside 200
     policy: prod("127.0.0.1/32"),
     resolve: () => Promise.resolve(["127.0.0.1"]),
   });
-  for (const line of ["HTTP/1.1 999 Weird", "HTTP/1.1 600 Odd"]) {
+  // A final 101 used to pass as a 200; 600 and 999 made `new Response` throw.
+  const lines = ["HTTP/1.1 999 Weird", "HTTP/1.1 600 Odd", "HTTP/1.1 101 Up"];
+  for (const line of lines) {
     await using server = rawServer(line);
     await assert.rejects(
       guarded(`http://weird.test:${server.port}/hook`, post),
