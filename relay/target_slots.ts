@@ -13,8 +13,6 @@ export interface TargetSlots {
    * @returns A function that frees the slot.
    */
   enter(targetId: string): Promise<(() => void) | undefined>;
-  /** Attempts in flight per target (for tests and the targets API). */
-  active(targetId: string): number;
 }
 
 /**
@@ -41,6 +39,5 @@ export function createTargetSlots(limit: number): TargetSlots {
         if (slot.active === 0) state.delete(targetId);
       };
     },
-    active: (targetId) => state.get(targetId)?.active ?? 0,
   };
 }
