@@ -21,6 +21,10 @@ export const DEFAULT_RETRY_SCHEDULE_S = [
   86400,
 ];
 
+/** The longest wait a setting may ask for: Deno KV queues delay at most 30 days. */
+export const MAX_DELAY_S = 30 * 24 * 3600;
+const TOO_LONG = `expected at most ${MAX_DELAY_S} seconds (30 days)`;
+
 /** Everything the relay reads from its environment, validated. */
 export interface Config {
   readonly mode: Mode;
@@ -121,11 +125,15 @@ const envSchema = z.object({
         code: "custom",
         message: `expected comma-separated seconds, got "${raw}"`,
       });
+    } else if (ms.some((m) => m > MAX_DELAY_S * 1000)) {
+      ctx.addIssue({ code: "custom", message: `each entry ${TOO_LONG}` });
     }
     return ms;
   }),
   RELAY_TIMEOUT_MS: positiveInt.default(10_000),
-  RELAY_RETRY_AFTER_MAX_S: positiveInt.default(3600),
+  RELAY_RETRY_AFTER_MAX_S: positiveInt.max(MAX_DELAY_S, TOO_LONG).default(
+    3600,
+  ),
   RELAY_QUEUE: z.enum(["kv", "off"]).optional(),
   RELAY_SWEEP_MS: positiveInt.default(1000),
   RELAY_CONCURRENCY: positiveInt.default(64),
@@ -142,7 +150,7 @@ const envSchema = z.object({
   }),
   RELAY_TARGET_CONCURRENCY: positiveInt.default(8),
   RELAY_CIRCUIT_FAILURES: positiveInt.default(5),
-  RELAY_CIRCUIT_COOLDOWN_S: positiveInt.default(60),
+  RELAY_CIRCUIT_COOLDOWN_S: positiveInt.max(MAX_DELAY_S, TOO_LONG).default(60),
   RELAY_DISABLE_AFTER_S: positiveInt.default(5 * 24 * 3600),
   DATABASE_URL: z.string().regex(
     /^postgres(ql)?:\/\//,

@@ -16,7 +16,7 @@ import { createTargetFetch } from "./relay/target_fetch.ts";
 import { createDeliveryWorker } from "./relay/worker.ts";
 import { createApp } from "./routes/app.ts";
 import { createSql } from "./db/client.ts";
-import { listenSteps } from "./db/notify.ts";
+import { keepListening } from "./db/notify.ts";
 import { createStepSource } from "./db/source.ts";
 import { explainObject } from "./relay/explain.ts";
 import { createPgSync } from "./relay/pg_sync.ts";
@@ -144,20 +144,29 @@ function startPg(url: string, config: Config) {
     overlapMs: config.pgOverlapMs,
     ...resolveOpts,
   });
-  const loop = runPgLoop({ sync, kv, source, log, pollMs: config.pgPollMs });
-  const listening = config.pgMode === "notify"
-    ? listenSteps(
-      sql,
-      (notice) =>
+  // LISTEN is (re)tried on every loop tick until it holds: Postgres down at start
+  // is a logged warning, never an unhandled rejection; polling catches up.
+  const listener = config.pgMode === "notify"
+    ? keepListening(sql, {
+      onNotice: (notice) =>
         sync.notify(notice).catch((err) =>
           log.error("notify processing failed", {
             step_id: notice.step_id,
             error: String(err),
           })
         ),
-      () => void loop.tick(),
-    )
+      onListen: () => void loop.tick(),
+      log,
+    })
     : undefined;
+  const loop = runPgLoop({
+    sync,
+    kv,
+    source,
+    log,
+    pollMs: config.pgPollMs,
+    beforePass: listener?.ensure,
+  });
   log.info("sales agent sync started", {
     mode: config.pgMode,
     poll_ms: config.pgPollMs,
@@ -167,7 +176,7 @@ function startPg(url: string, config: Config) {
       explainObject({ kv, source, ...resolveOpts }, type, id),
     async stop() {
       await loop.stop();
-      await (await listening)?.unlisten().catch(() => {});
+      await listener?.stop();
       await sql.end({ timeout: 5 });
     },
   };

@@ -74,6 +74,15 @@ export async function createAgentTables(
     created_at timestamp default now(), updated_at timestamp default now(),
     unique (tenant_id, principal_id, buyer_ref))`;
   if (opts.webhookDeliveries === false) return;
+  await createWriteBackTable(sql);
+}
+
+/**
+ * Creates the agent's `webhook_deliveries` table (the write-back target).
+ *
+ * @param sql A connection to the agent's database.
+ */
+export async function createWriteBackTable(sql: Sql): Promise<void> {
   await sql`create table webhook_deliveries (
     delivery_id varchar(100) primary key,
     tenant_id varchar(50) not null references tenants on delete cascade,

@@ -4,12 +4,6 @@
  * `postgres` user, since PostgreSQL refuses to run as root.
  */
 
-const BIN_DIRS = [
-  "/usr/lib/postgresql/15/bin",
-  "/usr/lib/postgresql/16/bin",
-  "/usr/lib/postgresql/17/bin",
-];
-
 /** A running cluster, stopped and removed on dispose. */
 export interface Cluster extends AsyncDisposable {
   /** `postgres://postgres@127.0.0.1:<port>/postgres`. */
@@ -22,22 +16,55 @@ export interface Cluster extends AsyncDisposable {
 }
 
 /**
- * Finds the PostgreSQL server binaries.
+ * Finds the PostgreSQL server binaries: `PG_BIN`, else the highest version under
+ * `/usr/lib/postgresql/<version>/bin` (Debian/Ubuntu), else `pg_ctl` on `PATH`
+ * (symlinks followed, so `initdb` is looked for next to the real `pg_ctl`).
  *
+ * @param opts The environment (default: the process's) and the versioned root.
  * @returns The directory holding `initdb` and `pg_ctl`.
  * @throws {Error} When none is installed (tests must fail, not skip, without one).
  */
-export function findPgBin(): string {
-  for (const dir of [Deno.env.get("PG_BIN"), ...BIN_DIRS]) {
-    if (!dir) continue;
-    try {
-      Deno.statSync(`${dir}/pg_ctl`);
-      return dir;
-    } catch { /* try the next */ }
+export function findPgBin(
+  opts: { env?: Record<string, string | undefined>; libDir?: string } = {},
+): string {
+  const env = opts.env ?? Deno.env.toObject();
+  const dirs = [
+    env.PG_BIN,
+    ..._versionDirs(opts.libDir ?? "/usr/lib/postgresql"),
+    ...(env.PATH ?? "").split(":"),
+  ];
+  for (const dir of dirs) {
+    const bin = dir ? _serverBin(dir) : undefined;
+    if (bin) return bin;
   }
   throw new Error(
-    "Cannot start PostgreSQL: set DATABASE_URL or install postgresql-15 (initdb, pg_ctl)",
+    "Cannot start PostgreSQL: set DATABASE_URL, or install PostgreSQL (initdb and pg_ctl in PG_BIN, /usr/lib/postgresql/<version>/bin or on PATH)",
   );
+}
+
+/** `<root>/<version>/bin` for each installed version, highest first. */
+function _versionDirs(root: string): string[] {
+  try {
+    return [...Deno.readDirSync(root)]
+      .filter((e) => /^\d+(\.\d+)?$/.test(e.name))
+      .map((e) => e.name)
+      .sort((a, b) => Number(b) - Number(a))
+      .map((v) => `${root}/${v}/bin`);
+  } catch {
+    return [];
+  }
+}
+
+/** The directory of the real `pg_ctl` in `dir` when `initdb` sits beside it. */
+function _serverBin(dir: string): string | undefined {
+  try {
+    const ctl = Deno.realPathSync(`${dir}/pg_ctl`);
+    const bin = ctl.slice(0, ctl.lastIndexOf("/"));
+    Deno.statSync(`${bin}/initdb`);
+    return bin;
+  } catch {
+    return undefined;
+  }
 }
 
 async function _run(cmd: string, args: string[], asPostgres: boolean) {

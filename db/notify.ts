@@ -3,6 +3,7 @@
  * `db:uninstall`, never automatic) and the listener for it.
  */
 import type { Sql } from "postgres";
+import type { Logger } from "../relay/log.ts";
 
 /** The channel the trigger notifies on. */
 export const STEP_CHANNEL = "relay_workflow_steps";
@@ -83,4 +84,69 @@ export function listenSteps(
       }
     } catch { /* not ours: ignored */ }
   }, onListen);
+}
+
+/** A LISTEN that is retried until it holds; see {@link keepListening}. */
+export interface StepListener {
+  /** Starts a LISTEN attempt unless one holds or is under way; never throws. */
+  ensure(): void;
+  /** Whether the LISTEN holds (postgres.js then re-establishes it by itself). */
+  readonly listening: boolean;
+  /** Stops listening; never throws. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Listens for status changes like {@link listenSteps}, but a failed LISTEN (e.g.
+ * Postgres down at start) is logged as a warning and tried again at the next
+ * `ensure()` instead of rejecting; polling covers the gap as catch-up.
+ *
+ * @param sql The instance.
+ * @param handlers `onNotice` and `onListen` as for {@link listenSteps}, and a logger.
+ * @returns The listener; call `ensure()` now and on every loop tick.
+ */
+export function keepListening(
+  sql: Sql,
+  handlers: {
+    onNotice: (notice: StepNotice) => void;
+    onListen: () => void;
+    log: Logger;
+  },
+): StepListener {
+  let held: { unlisten(): Promise<void> } | undefined;
+  let attempt: Promise<void> | undefined;
+  let stopped = false;
+  let failures = 0;
+  return {
+    get listening() {
+      return held !== undefined;
+    },
+    ensure() {
+      if (held || attempt || stopped) return;
+      attempt = listenSteps(sql, handlers.onNotice, handlers.onListen).then(
+        async (l) => {
+          if (stopped) return void await l.unlisten().catch(() => {});
+          held = l;
+          handlers.log.info("listening for step notices", {
+            channel: STEP_CHANNEL,
+            failed_attempts: failures,
+          });
+        },
+        (err) => {
+          failures++;
+          handlers.log.warn("LISTEN failed; retried on the next poll tick", {
+            channel: STEP_CHANNEL,
+            error: String(err),
+            failures,
+          });
+        },
+      ).finally(() => attempt = undefined);
+    },
+    async stop() {
+      stopped = true;
+      await attempt;
+      await held?.unlisten().catch(() => {});
+      held = undefined;
+    },
+  };
 }

@@ -117,8 +117,24 @@ export async function explainObject(
     for (const d of items) {
       step.findings.push(await _deliveryFinding(deps.kv, d));
     }
+    for (const p of processed) {
+      const failed = p.skipped.find((s) => s.reason === "commit_failed");
+      if (!failed) continue;
+      step.findings.push({
+        link: "status",
+        ok: false,
+        cause: "commit_failed",
+        detail:
+          `status "${p.status}" was given up after repeated failures to record it (trace ${p.event_id}): ${failed.detail}`,
+        fix:
+          "remove the cause (e.g. fewer targets or a smaller response_data), then send the update through POST /v1/events",
+      });
+    }
     const blocked = r.findings.some((f) => !f.ok) && r.targets.length === 0;
-    if (!blocked && items.length === 0) {
+    if (
+      !blocked && items.length === 0 &&
+      !step.findings.some((f) => f.cause === "commit_failed")
+    ) {
       step.findings.push(
         processed.length === 0
           ? {
@@ -177,7 +193,8 @@ async function _deliveryFinding(
       ok: false,
       cause: "target_disabled",
       detail: `target disabled: ${target.disabled_reason}`,
-      fix: "fix the receiver, then POST /v1/deliveries/{id}/redeliver",
+      fix:
+        `enable the target: POST /v1/targets/${d.target_id}/enable, then POST /v1/deliveries/${d.id}/redeliver (or /v1/deliveries/recover for a window); while it is disabled a redelivery dies at once`,
     };
   }
   if (d.attempts === 0) {

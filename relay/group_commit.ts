@@ -98,7 +98,15 @@ export function createGroupCommitter(
   async function drain() {
     draining = true;
     try {
-      while (queue.length > 0) await _commitBatch(kv, take());
+      while (queue.length > 0) {
+        const batch = take();
+        try {
+          await _commitBatch(kv, batch);
+        } catch (err) {
+          // _commitBatch answers every member itself; this is only a last guard.
+          for (const p of batch) p.done.reject(err);
+        }
+      }
     } finally {
       draining = false;
     }
@@ -116,7 +124,7 @@ export function createGroupCommitter(
         bytes: writes.mutations.reduce((n, m) => n + _size(m), 0),
         done,
       });
-      if (!draining) drain();
+      if (!draining) drain().catch(() => {}); // every caller gets its own answer
       return done.promise;
     },
   };
@@ -124,9 +132,13 @@ export function createGroupCommitter(
 
 async function _commitBatch(kv: Deno.Kv, batch: Pending[]): Promise<void> {
   if (batch.length > 1) {
-    const op = kv.atomic();
-    for (const p of batch) p.writes.applyTo(op);
-    const res = await op.commit().catch(() => null);
+    // A write set KV refuses while it is built (e.g. a queue delay over 30 days)
+    // throws in applyTo: then, as on any failure, each is committed on its own.
+    const res = await Promise.resolve().then(() => {
+      const op = kv.atomic();
+      for (const p of batch) p.writes.applyTo(op);
+      return op.commit();
+    }).catch(() => null);
     if (res?.ok) {
       for (const p of batch) p.done.resolve(res);
       return;

@@ -6,6 +6,11 @@
 import { createHash } from "node:crypto";
 import * as keys from "./keys.ts";
 import { newId } from "./ids.ts";
+import {
+  keepPendingUpdate,
+  type PendingUpdate,
+  pendingUpdates,
+} from "./pending_updates.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { buildPayload } from "./payload.ts";
@@ -135,10 +140,11 @@ export async function acceptEvent(
   for (let round = 0;; round++) {
     // Both reads at once: a step update's mapped objects are needed unless it is a
     // duplicate, which is rare.
-    const [seen, objects] = await Promise.all([
+    const [seen, objects, pending] = await Promise.all([
       deps.kv.getMany<EventRecord[]>(eventKeys.map(keys.eventKey)),
-      event.type === "workflow_step.updated"
-        ? _stepObjects(deps.kv, event.step_id)
+      _stepObjects(deps.kv, event.step_id),
+      event.type === "media_buy.created"
+        ? pendingUpdates(deps.kv, event.step_id)
         : [],
     ]);
     const [first] = seen;
@@ -159,19 +165,27 @@ export async function acceptEvent(
     const eventId = newId("evt", deps.now());
     const op = new WriteSet();
     const { created, ...answer } = event.type === "media_buy.created"
-      ? _recordMapping(op, event, deps.now())
+      ? await _recordMapping(deps, op, { eventId, event, objects, pending })
       : await planStep(deps, op, {
         eventId,
         update: event,
         objects,
         leaseMs: deps.leaseMs,
       });
+    const unmapped = event.type === "workflow_step.updated" &&
+      answer.skipped.some((s) => s.reason === "no_mapping");
+    if (unmapped) keepPendingUpdate(op, { event_id: eventId, update: event });
     const record: EventRecord = {
       event_id: eventId,
       fingerprint: opts.fingerprint,
       answer: { event_id: eventId, ...answer },
     };
+    // An answer that a later mapping or re-enabled target would change is not
+    // remembered under the natural key, so the same event sent again is planned again.
+    const retryable = answer.deliveries.length === 0 &&
+      answer.skipped.some((s) => RETRYABLE_SKIPS.has(s.reason));
     for (const k of eventKeys) {
+      if (retryable && k === natural) continue;
       op.check({ key: keys.eventKey(k), versionstamp: null }).set(
         keys.eventKey(k),
         record,
@@ -192,11 +206,24 @@ export async function acceptEvent(
   }
 }
 
-function _recordMapping(
+const RETRYABLE_SKIPS = new Set(["no_mapping", "no_target", "target_disabled"]);
+
+/**
+ * Records a media buy's mapping; when updates for its step came before any mapping,
+ * plans their deliveries now, oldest first, to the step's objects including this one.
+ */
+async function _recordMapping(
+  deps: IntakeDeps,
   op: AtomicWriter,
-  event: MediaBuyCreated,
-  now: number,
-): Omit<Answer, "event_id"> & { created: Created[] } {
+  input: {
+    eventId: string;
+    event: MediaBuyCreated;
+    objects: StepObject[];
+    pending: PendingUpdate[];
+  },
+): Promise<Omit<Answer, "event_id"> & { created: Created[] }> {
+  const { event, eventId } = input;
+  const now = deps.now();
   const object: StepObject = {
     object_type: "media_buy",
     object_id: event.media_buy_id,
@@ -213,7 +240,27 @@ function _recordMapping(
     keys.stepObjectKey(event.step_id, "media_buy", event.media_buy_id),
     object,
   );
-  return { deliveries: [], skipped: [], created: [] };
+  const answer = { deliveries: [], skipped: [], created: [] } as
+    & Omit<Answer, "event_id">
+    & { created: Created[] };
+  const objects = [
+    ...input.objects.filter((o) =>
+      o.object_type !== "media_buy" || o.object_id !== event.media_buy_id
+    ),
+    object,
+  ];
+  for (const { update } of input.pending) {
+    const planned = await planStep(deps, op, {
+      eventId,
+      update,
+      objects,
+      leaseMs: deps.leaseMs,
+    });
+    answer.deliveries.push(...planned.deliveries);
+    answer.skipped.push(...planned.skipped);
+    answer.created.push(...planned.created);
+  }
+  return answer;
 }
 
 async function _stepObjects(

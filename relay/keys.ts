@@ -32,6 +32,10 @@ export const stepObjectKey = (stepId: string, type: string, objectId: string) =>
   ["step_objects", stepId, type, objectId] as const;
 export const stepObjectsPrefix = (stepId: string) =>
   ["step_objects", stepId] as const;
+export const pendingUpdateKey = (stepId: string, status: string) =>
+  ["pending_updates", stepId, status] as const;
+export const pendingUpdatesPrefix = (stepId: string) =>
+  ["pending_updates", stepId] as const;
 export const targetKey = (targetId: string) => ["targets", targetId] as const;
 export const targetsPrefix = ["targets"] as const;
 export const eventKey = (idempotencyKey: string) =>

@@ -17,6 +17,25 @@ export interface PayloadInput {
 }
 
 /**
+ * The largest step result (`response_data` plus `error_message`, as JSON) the sync
+ * turns into a webhook: the HTTP API's 64 KiB body cap, which also keeps a step with
+ * several targets well inside Deno KV's 800 KiB per atomic write.
+ */
+export const MAX_RESULT_BYTES = 64 * 1024;
+
+/**
+ * Measures what a step's result adds to its payload.
+ *
+ * @param result The step's `response_data`.
+ * @param message The step's `error_message`.
+ * @returns UTF-8 bytes of both as JSON.
+ */
+export function resultBytes(result: unknown, message: string | null): number {
+  return new TextEncoder().encode(JSON.stringify([result ?? null, message]))
+    .length;
+}
+
+/**
  * Serialises the MCP webhook payload (compact JSON, fixed member order).
  *
  * `result` is the event's own when given, else it names the mapped objects:

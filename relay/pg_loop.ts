@@ -16,9 +16,12 @@ export interface PgLoop {
 }
 
 /**
- * Starts the loop.
+ * Starts the loop. Only a failed poll backs off: write-back has its own error
+ * handling and never slows polling down.
  *
- * @param deps The sync, KV, source, logger, poll interval and backoff cap.
+ * @param deps The sync, KV, source, logger, poll interval and backoff cap;
+ *   `beforePass` runs first on every pass (main uses it to (re)try LISTEN);
+ *   `writeBackLimit` bounds one write-back pass (default 500 entries).
  * @returns The loop.
  */
 export function runPgLoop(deps: {
@@ -28,16 +31,19 @@ export function runPgLoop(deps: {
   log: Logger;
   pollMs: number;
   maxBackoffMs?: number;
+  beforePass?: () => void;
+  writeBackLimit?: number;
 }): PgLoop {
   let failures = 0;
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running: Promise<void> = Promise.resolve();
+  let writeBackCursor = "";
 
   async function pass() {
+    deps.beforePass?.();
     try {
       await deps.sync.poll();
-      await writeBackPass(deps);
       if (failures > 0) {
         deps.log.info("postgres reachable again: caught up", { failures });
       }
@@ -49,6 +55,17 @@ export function runPgLoop(deps: {
         failures,
         retry_in_ms: _delay(),
       });
+      return;
+    }
+    try {
+      if (!(await deps.sync.writeBackEnabled())) return;
+      const done = await writeBackPass(deps, {
+        limit: deps.writeBackLimit,
+        cursor: writeBackCursor,
+      });
+      writeBackCursor = done.cursor;
+    } catch (err) {
+      deps.log.warn("write-back pass failed", { error: String(err) });
     }
   }
 

@@ -12,7 +12,7 @@ import type { Metrics } from "./metrics.ts";
 import { logDecisions } from "./pg_decisions.ts";
 import type { Allowlist } from "./ip_ranges.ts";
 import { resolveStep } from "./resolve.ts";
-import type { StepSource } from "./source.ts";
+import type { StepChain, StepSource } from "./source.ts";
 import type { StepObject } from "./types.ts";
 import type { DeliveryWorker } from "./worker.ts";
 
@@ -32,6 +32,11 @@ export interface PgSyncDeps {
   /** How far behind the cursor each pass re-reads, for late commits. */
   overlapMs: number;
   pageSize?: number;
+  /**
+   * Passes a step may fail (KV commit too large, write conflicts, …) before it is
+   * recorded as skipped (`commit_failed`) so the cursor moves on; default 3.
+   */
+  maxStepFailures?: number;
 }
 
 /** What the relay remembers of one (step, status) it processed from Postgres. */
@@ -59,6 +64,11 @@ export interface PgSync {
   poll(): Promise<number>;
   /** Processes one NOTIFY'd status change. */
   notify(notice: { step_id: string; status: string }): Promise<void>;
+  /**
+   * Whether the agent's database has `webhook_deliveries`; while it has not, each
+   * call looks again (absence is logged once), so a table created later is used.
+   */
+  writeBackEnabled(): Promise<boolean>;
   /** Processes a step now; `undefined` when it was already processed or is gone. */
   processStep(
     stepId: string,
@@ -68,7 +78,6 @@ export interface PgSync {
 
 interface Cursor {
   ms: number;
-  step_id: string;
 }
 
 /**
@@ -84,6 +93,22 @@ interface Cursor {
  */
 export function createPgSync(deps: PgSyncDeps): PgSync {
   let writeBackTable: boolean | undefined;
+  let absenceLogged = false;
+  const failures = new Map<string, number>();
+
+  async function writeBackEnabled(): Promise<boolean> {
+    if (writeBackTable) return true;
+    writeBackTable = await deps.source.hasWriteBackTable();
+    if (writeBackTable && absenceLogged) {
+      deps.log.info("webhook_deliveries table found: write-back on");
+    } else if (!writeBackTable && !absenceLogged) {
+      absenceLogged = true;
+      deps.log.info(
+        "webhook_deliveries table absent: write-back to the agent's database skipped until it exists",
+      );
+    }
+    return writeBackTable;
+  }
 
   async function processStep(
     stepId: string,
@@ -91,6 +116,15 @@ export function createPgSync(deps: PgSyncDeps): PgSync {
   ): Promise<Answer | undefined> {
     const chain = await deps.source.readChain(stepId);
     if (!chain) return undefined;
+    if (writeBackTable === undefined) await writeBackEnabled();
+    return await recordStep(chain, opts);
+  }
+
+  async function recordStep(
+    chain: StepChain,
+    opts: { via: "poll" | "notify"; status?: string; changedAtMs?: number },
+  ): Promise<Answer | undefined> {
+    const stepId = chain.step.step_id;
     const status = opts.status ?? chain.step.status;
     const changedAt = opts.changedAtMs ?? chain.step.completed_at_ms;
     const r = resolveStep(chain, {
@@ -99,7 +133,6 @@ export function createPgSync(deps: PgSyncDeps): PgSync {
       allowPrivate: deps.allowPrivate,
       allowlist: deps.allowlist,
     });
-    writeBackTable ??= await _checkWriteBack(deps);
     for (let round = 0; round < 5; round++) {
       const seen = await deps.kv.get<PgStepRecord>(
         keys.pgStepKey(stepId, status),
@@ -177,8 +210,41 @@ export function createPgSync(deps: PgSyncDeps): PgSync {
     throw new Error(`Cannot process step "${stepId}": 5 write conflicts`);
   }
 
+  /** Records a step that kept failing as skipped, so later steps are not held up. */
+  async function giveUp(
+    c: { step_id: string; status: string; changed_at_ms: number },
+    seen: Deno.KvEntryMaybe<PgStepRecord>,
+    err: unknown,
+  ) {
+    const skip: Skip = { reason: "commit_failed", detail: String(err) };
+    const record: PgStepRecord = {
+      step_id: c.step_id,
+      status: c.status,
+      changed_at_ms: c.changed_at_ms,
+      event_id: newId("evt", deps.now()),
+      via: "poll",
+      processed_at: deps.now(),
+      deliveries: [],
+      skipped: [skip],
+    };
+    const res = await deps.kv.atomic().check(seen).set(
+      keys.pgStepKey(c.step_id, c.status),
+      record,
+    ).commit();
+    // A NOTIFY processed it meanwhile: nothing to skip.
+    if (!res.ok) return;
+    deps.metrics.inc("relay_deliveries_skipped_total", { reason: skip.reason });
+    deps.log.error("delivery skipped", {
+      trace_id: record.event_id,
+      step_id: c.step_id,
+      status: c.status,
+      ...skip,
+    });
+  }
+
   return {
     processStep,
+    writeBackEnabled,
     async notify(notice) {
       await processStep(notice.step_id, {
         via: "notify",
@@ -188,59 +254,86 @@ export function createPgSync(deps: PgSyncDeps): PgSync {
     async poll() {
       const entry = await deps.kv.get<Cursor>(keys.pgCursorKey);
       const cursor = entry.value ??
-        { ms: await deps.source.nowMs() - deps.overlapMs, step_id: "" };
+        { ms: await deps.source.nowMs() - deps.overlapMs };
       if (!entry.value) {
         deps.log.info("pg sync cursor initialised", { cursor_ms: cursor.ms });
       }
+      if (writeBackTable === undefined) await writeBackEnabled();
       const pageSize = deps.pageSize ?? 200;
+      const maxFailures = deps.maxStepFailures ?? 3;
       let after = { ms: cursor.ms - deps.overlapMs, stepId: "" };
       let newest = cursor.ms;
+      let held = Infinity;
       let processed = 0;
       for (;;) {
         const page = await deps.source.listChanged(after, pageSize);
         for (const c of page) {
+          newest = Math.max(newest, c.changed_at_ms);
           const seen = await deps.kv.get<PgStepRecord>(
             keys.pgStepKey(c.step_id, c.status),
           );
-          const known = seen.value &&
-            c.changed_at_ms <= (seen.value.changed_at_ms ?? 0);
           if (
-            !known &&
-            await _guarded(deps, c.step_id, () =>
-              processStep(c.step_id, {
-                via: "poll",
-                status: c.status,
-                changedAtMs: c.changed_at_ms,
-              }))
-          ) processed++;
-          newest = Math.max(newest, c.changed_at_ms);
+            seen.value && c.changed_at_ms <= (seen.value.changed_at_ms ?? 0)
+          ) {
+            continue;
+          }
+          // Postgres errors end the pass (the loop backs off); a row that does
+          // not parse is passed over.
+          const chain = await _unlessUnreadable(
+            deps,
+            c.step_id,
+            () => deps.source.readChain(c.step_id),
+          );
+          if (!chain) continue;
+          const k = `${c.step_id}\u0000${c.status}`;
+          try {
+            const answer = await _unlessUnreadable(
+              deps,
+              c.step_id,
+              () =>
+                recordStep(chain, {
+                  via: "poll",
+                  status: c.status,
+                  changedAtMs: c.changed_at_ms,
+                }),
+            );
+            failures.delete(k);
+            if (answer) processed++;
+          } catch (err) {
+            const n = (failures.get(k) ?? 0) + 1;
+            if (n >= maxFailures) {
+              failures.delete(k);
+              await giveUp(c, seen, err);
+              continue;
+            }
+            failures.set(k, n);
+            held = Math.min(held, c.changed_at_ms);
+            deps.log.warn("step processing failed; retried next pass", {
+              step_id: c.step_id,
+              status: c.status,
+              failures: n,
+              error: String(err),
+            });
+          }
         }
         const last = page[page.length - 1];
         if (page.length < pageSize || !last) break;
         after = { ms: last.changed_at_ms, stepId: last.step_id };
       }
-      if (newest > cursor.ms || !entry.value) {
-        const next: Cursor = { ms: newest, step_id: "" };
-        await deps.kv.atomic().check(entry).set(keys.pgCursorKey, next)
-          .commit();
+      // The cursor never passes a step that is still to be retried.
+      const next: Cursor = { ms: Math.min(newest, held) };
+      if (next.ms > cursor.ms || !entry.value) {
+        await deps.kv.atomic().check(entry).set(keys.pgCursorKey, {
+          ms: Math.max(next.ms, cursor.ms),
+        }).commit();
       }
       return processed;
     },
   };
 }
 
-async function _checkWriteBack(deps: PgSyncDeps): Promise<boolean> {
-  const present = await deps.source.hasWriteBackTable();
-  if (!present) {
-    deps.log.info(
-      "webhook_deliveries table absent: write-back to the agent's database skipped",
-    );
-  }
-  return present;
-}
-
-/** A row that does not parse is named and passed over; any other error ends the pass. */
-async function _guarded<T>(
+/** A row that does not parse is named and passed over; any other error is thrown. */
+async function _unlessUnreadable<T>(
   deps: PgSyncDeps,
   stepId: string,
   fn: () => Promise<T>,

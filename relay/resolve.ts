@@ -6,6 +6,7 @@
 import type { StepChain } from "./source.ts";
 import { isTerminal, toTaskStatus } from "./status.ts";
 import type { Allowlist } from "./ip_ranges.ts";
+import { MAX_RESULT_BYTES, resultBytes } from "./payload.ts";
 import { resolveTargets } from "./resolve_targets.ts";
 import type { PushAuth } from "./types.ts";
 
@@ -116,6 +117,17 @@ export function resolveStep(
           "interim statuses are only seen in notify mode (deno task db:install)",
       },
   );
+  const bytes = resultBytes(step.response_data, step.error_message);
+  if (bytes > MAX_RESULT_BYTES) {
+    return stop({
+      link: "status",
+      cause: "payload_too_large",
+      detail:
+        `response_data and error_message are ${bytes} bytes as JSON; a webhook carries at most ${MAX_RESULT_BYTES}`,
+      fix:
+        "keep response_data small (store large results elsewhere and reference them)",
+    });
+  }
   if (isTerminal(taskStatus) && step.completed_at_ms === null) {
     findings.push({
       link: "status",

@@ -3,24 +3,7 @@ import type { Resolution, ResolvedTarget } from "./resolve.ts";
 import type { StepChain } from "./source.ts";
 import type { Allowlist } from "./ip_ranges.ts";
 import { targetUrlProblem } from "./target_url.ts";
-import type { PushAuth } from "./types.ts";
-
-/**
- * Normalises an authentication type as the agent stores it (`HMAC-SHA256`,
- * `hmac_sha256`, `Bearer`, `bearer`, …).
- *
- * @param raw The stored value.
- * @returns The AdCP scheme, `null` for none, or `undefined` when unknown.
- */
-export function normaliseScheme(
-  raw: string | null | undefined,
-): PushAuth["scheme"] | null | undefined {
-  const v = (raw ?? "").trim().toLowerCase().replace(/[-_\s]/g, "");
-  if (v === "" || v === "none") return null;
-  if (v === "hmacsha256" || v === "hmac") return "HMAC-SHA256";
-  if (v === "bearer") return "Bearer";
-  return undefined;
-}
+import { MIN_CREDENTIAL_CHARS, normaliseAuthScheme } from "./auth_scheme.ts";
 
 function _pnc(requestData: unknown): Record<string, unknown> | undefined {
   const pnc = (requestData as { push_notification_config?: unknown } | null)
@@ -114,7 +97,7 @@ export function resolveTargets(
     const rawScheme = rdAuth
       ? (Array.isArray(rdAuth.schemes) ? _str(rdAuth.schemes[0]) : undefined)
       : c.authentication_type;
-    const scheme = normaliseScheme(rawScheme);
+    const scheme = normaliseAuthScheme(rawScheme);
     if (scheme === undefined) {
       findings.push({
         link: "auth",
@@ -129,6 +112,34 @@ export function resolveTargets(
     const credentials = rdAuth
       ? _str(rdAuth.credentials)
       : _str(c.authentication_token) ?? _str(c.webhook_secret);
+    const from = rdAuth
+      ? "request_data.push_notification_config.authentication.credentials"
+      : `config "${c.id}" (authentication_token, webhook_secret)`;
+    if (scheme && !credentials) {
+      findings.push({
+        link: "auth",
+        ok: false,
+        cause: "missing_credentials",
+        detail:
+          `${scheme} asked for but ${from} has no credentials: the webhook would go unauthenticated`,
+        fix:
+          `store the buyer's ${scheme} credentials (≥ ${MIN_CREDENTIAL_CHARS} characters)`,
+      });
+      continue;
+    }
+    if (scheme && credentials!.length < MIN_CREDENTIAL_CHARS) {
+      findings.push({
+        link: "auth",
+        ok: false,
+        cause: "short_credentials",
+        detail: `${scheme} credentials from ${from} are ${
+          credentials!.length
+        } characters; at least ${MIN_CREDENTIAL_CHARS} are required (as over HTTP)`,
+        fix:
+          `store credentials of at least ${MIN_CREDENTIAL_CHARS} characters for this buyer`,
+      });
+      continue;
+    }
     const problem = targetUrlProblem(url, {
       allowPrivate: opts.allowPrivate,
       allowlist: opts.allowlist,

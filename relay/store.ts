@@ -19,6 +19,11 @@ export interface DeliverMessage {
 }
 
 const CHUNK = 60_000;
+/**
+ * Deno KV refuses a queue delay over 30 days (the whole atomic fails). A later due
+ * time still gets its due index entry; its wake-up comes at 30 days and re-checks.
+ */
+export const MAX_WAKE_DELAY_MS = 30 * 24 * 3600 * 1000;
 const _encoder = new TextEncoder();
 const _decoder = new TextDecoder();
 const _isOpen = (r: DeliveryRecord | null) =>
@@ -36,7 +41,8 @@ const _isOpen = (r: DeliveryRecord | null) =>
  *   commits it.
  * @param before The record as read (null when creating).
  * @param after The new record.
- * @param opts `queue` to enqueue wake-ups; `now` to compute their delay.
+ * @param opts `queue` to enqueue wake-ups; `now` to compute their delay (at most
+ *   {@link MAX_WAKE_DELAY_MS}).
  */
 export function transition<Op extends AtomicWriter>(
   op: Op,
@@ -52,7 +58,8 @@ export function transition<Op extends AtomicWriter>(
       op.set(keys.dueKey(to, after.id), after.id);
       if (opts.queue && after.lease_until === null) {
         const msg: DeliverMessage = { type: "deliver", v: 1, id: after.id };
-        op.enqueue(msg, { delay: Math.max(0, to - opts.now) });
+        const delay = Math.min(MAX_WAKE_DELAY_MS, Math.max(0, to - opts.now));
+        op.enqueue(msg, { delay });
       }
     }
   }

@@ -8,17 +8,20 @@ import type { Logger } from "./log.ts";
 import type { DeliveryWorker } from "./worker.ts";
 
 /**
- * Runs every delivery due by `now`, a page at a time.
+ * Runs every delivery due by `now`, a page at a time. Each page is waited for at
+ * most `pageWaitMs`, so one hanging receiver cannot hold the sweep: attempts still
+ * running go on in the background (the worker never runs one delivery twice at once).
  *
  * @param deps KV, clock, worker and logger.
- * @param opts `pageSize` bounds each read (default 200).
+ * @param opts `pageSize` bounds each read (default 200); `pageWaitMs` (default 1000).
  * @returns How many due deliveries were handed to the worker.
  */
 export async function sweepDue(
   deps: { kv: Deno.Kv; now: () => number; worker: DeliveryWorker; log: Logger },
-  opts: { pageSize?: number } = {},
+  opts: { pageSize?: number; pageWaitMs?: number } = {},
 ): Promise<number> {
   const pageSize = opts.pageSize ?? 200;
+  const pageWaitMs = opts.pageWaitMs ?? 1000;
   let handled = 0;
   let start: Deno.KvKey = [...keys.duePrefix];
   for (;;) {
@@ -31,7 +34,12 @@ export async function sweepDue(
       ids.push(e.value);
       last = e.key;
     }
-    await Promise.allSettled(ids.map((id) => deps.worker.run(id)));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(ids.map((id) => deps.worker.run(id))),
+      new Promise((r) => timer = setTimeout(r, pageWaitMs)),
+    ]);
+    clearTimeout(timer);
     handled += ids.length;
     if (ids.length < pageSize || !last) break;
     start = [...last, ""];

@@ -12,8 +12,15 @@ import { Readable } from "node:stream";
 import { allowsIp, isBlockedIp, parseIp } from "./ip_ranges.ts";
 import type { TargetPolicy } from "./target_url.ts";
 
-/** Resolves a host name to its IPv4 and IPv6 addresses. */
-export type Resolver = (host: string) => Promise<string[]>;
+/**
+ * Resolves a host name to its IPv4 and IPv6 addresses. `signal` is the attempt's
+ * timeout; a resolver should stop when it aborts (the guarded fetch stops waiting
+ * for it either way).
+ */
+export type Resolver = (
+  host: string,
+  signal?: AbortSignal,
+) => Promise<string[]>;
 
 /** Thrown when a target may not be called; the delivery ends without retrying. */
 export class TargetBlockedError extends Error {
@@ -27,14 +34,19 @@ export class TargetBlockedError extends Error {
  * Resolves with `Deno.resolveDns` (A and AAAA; honours the hosts file).
  *
  * @param host A host name.
+ * @param signal Aborts both lookups.
  * @returns Every address found.
  * @throws {Error} When the name has no address.
  */
-export async function systemResolve(host: string): Promise<string[]> {
+export async function systemResolve(
+  host: string,
+  signal?: AbortSignal,
+): Promise<string[]> {
   const answers = await Promise.allSettled([
-    Deno.resolveDns(host, "A"),
-    Deno.resolveDns(host, "AAAA"),
+    Deno.resolveDns(host, "A", { signal }),
+    Deno.resolveDns(host, "AAAA", { signal }),
   ]);
+  signal?.throwIfAborted();
   const found = answers.flatMap((a) => a.status === "fulfilled" ? a.value : []);
   if (found.length === 0) {
     const reason = answers[0].status === "rejected" ? answers[0].reason : "";
@@ -78,7 +90,8 @@ export function createTargetFetch(
       }
       return fetch(url, init);
     }
-    const addresses = await resolve(host);
+    const signal = init.signal ?? undefined;
+    const addresses = await _untilAborted(resolve(host, signal), signal);
     const bad = addresses.find((a) => {
       const ip = parseIp(a);
       return ip === undefined || !allowed(ip);
@@ -90,6 +103,18 @@ export function createTargetFetch(
     }
     return _pinned(url, addresses[0]!, init, opts.caCerts);
   };
+}
+
+/** `work`, or the signal's reason as soon as it aborts (whichever comes first). */
+function _untilAborted<T>(work: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  const aborted = Promise.withResolvers<never>();
+  const onAbort = () => aborted.reject(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  return Promise.race([work, aborted.promise]).finally(() =>
+    signal.removeEventListener("abort", onAbort)
+  );
 }
 
 function _fixedLookup(address: string, family: number): LookupFunction {
@@ -124,21 +149,39 @@ function _pinned(
     ca,
     lookup: _fixedLookup(address, family),
   }, (res) => {
-    const headers = new Headers();
-    for (const [name, value] of Object.entries(res.headers)) {
-      for (const v of [value ?? []].flat()) headers.append(name, v);
+    // Thrown here, an error would escape to the process: answer through `reject`.
+    try {
+      resolve(_toResponse(res));
+    } catch (err) {
+      res.destroy();
+      req.destroy();
+      reject(err);
     }
-    const status = res.statusCode ?? 502;
-    const empty = [204, 205, 304].includes(status) || status < 200;
-    if (empty) res.resume();
-    resolve(
-      new Response(
-        empty ? null : Readable.toWeb(res) as ReadableStream<Uint8Array>,
-        { status: Math.max(200, status), headers },
-      ),
-    );
   });
   req.on("error", reject);
   req.end(typeof init.body === "string" ? init.body : undefined);
   return promise;
+}
+
+/**
+ * The node response as a fetch `Response`.
+ *
+ * @throws {Error} On a final status outside 200–599 (`new Response` accepts no
+ *   other), so the attempt fails and is retried like any bad answer.
+ */
+function _toResponse(res: http.IncomingMessage): Response {
+  const status = res.statusCode ?? 0;
+  if (status < 200 || status > 599) {
+    throw new Error(`invalid HTTP status ${status}`);
+  }
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(res.headers)) {
+    for (const v of [value ?? []].flat()) headers.append(name, v);
+  }
+  const empty = [204, 205, 304].includes(status);
+  if (empty) res.resume();
+  return new Response(
+    empty ? null : Readable.toWeb(res) as ReadableStream<Uint8Array>,
+    { status, headers },
+  );
 }

@@ -17,8 +17,6 @@ export interface TargetSlots {
     targetId: string,
     opts?: { wait?: boolean },
   ): Promise<(() => void) | undefined>;
-  /** Attempts in flight per target (for tests and the targets API). */
-  active(targetId: string): number;
 }
 
 /**
@@ -45,6 +43,5 @@ export function createTargetSlots(limit: number): TargetSlots {
         if (slot.active === 0) state.delete(targetId);
       };
     },
-    active: (targetId) => state.get(targetId)?.active ?? 0,
   };
 }

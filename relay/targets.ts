@@ -61,7 +61,8 @@ export function gate(
  *
  * @param target The target as read.
  * @param outcome Success, failure (5xx, 408, 429, 3xx, network, timeout) or neutral.
- * @param opts Clock and thresholds.
+ * @param opts Clock and thresholds. A target is disabled once it has failed for
+ *   `disableAfterMs` without a success and at least `circuitFailures` times.
  * @returns The new record, or `null`.
  */
 export function afterAttempt(
@@ -92,7 +93,12 @@ export function afterAttempt(
       ? now + cfg.circuitCooldownMs
       : null,
   };
-  if (!target.disabled_at && now - since >= cfg.disableAfterMs) {
+  // Both a long failure run and enough failures: a quiet target failing twice five
+  // days apart has not shown it is gone.
+  if (
+    !target.disabled_at && now - since >= cfg.disableAfterMs &&
+    failures >= cfg.circuitFailures
+  ) {
     next.disabled_at = now;
     next.disabled_reason = `failing continuously since ${
       new Date(since).toISOString()

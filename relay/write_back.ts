@@ -18,49 +18,65 @@ export const WRITE_BACK_STATUS: Record<DeliveryStatus, string> = {
   dead: "failed",
 };
 
+/** Where a write-back pass stopped, and what it did. */
+export interface WriteBackProgress {
+  /** Rows written. */
+  written: number;
+  /** Entries dropped because their delivery record is gone. */
+  dropped: number;
+  /** The first row Postgres refused, if any (the pass stops there). */
+  error?: string;
+  /** Where the next pass starts; `""` means from the beginning. */
+  cursor: string;
+}
+
 /**
- * Writes every changed delivery that waits for write-back, then forgets the ones
- * that have ended.
+ * Writes the changed deliveries of one page of the write-back index, forgets the
+ * ones that have ended or whose delivery is gone, and says where the next page
+ * starts, so passes walk the whole index however many entries wait. A row Postgres
+ * refuses ends the pass after that entry: it is retried when the walk comes round.
  *
  * @param deps KV, the source and a logger.
- * @param opts `limit` bounds one pass (default 500).
- * @returns How many rows were written.
+ * @param opts `limit` bounds one pass (default 500); `cursor` continues a walk.
+ * @returns What was done and the next cursor.
  */
 export async function writeBackPass(
   deps: { kv: Deno.Kv; source: StepSource; log: Logger },
-  opts: { limit?: number } = {},
-): Promise<number> {
-  const entries: Deno.KvEntry<WriteBackEntry>[] = [];
-  for await (
-    const e of deps.kv.list<WriteBackEntry>({ prefix: keys.writeBackPrefix }, {
-      limit: opts.limit ?? 500,
-    })
-  ) entries.push(e);
-  let written = 0;
-  for (const entry of entries) {
+  opts: { limit?: number; cursor?: string } = {},
+): Promise<WriteBackProgress> {
+  const limit = opts.limit ?? 500;
+  const iter = deps.kv.list<WriteBackEntry>({ prefix: keys.writeBackPrefix }, {
+    limit,
+    cursor: opts.cursor || undefined,
+  });
+  const done: WriteBackProgress = { written: 0, dropped: 0, cursor: "" };
+  let seen = 0;
+  for await (const entry of iter) {
+    seen++;
     const id = entry.key[entry.key.length - 1] as string;
     const record = (await deps.kv.get<DeliveryRecord>(keys.deliveryKey(id)))
       .value;
-    if (!record || record.updated_at === entry.value.written_updated_at) {
+    if (!record) {
+      const res = await deps.kv.atomic().check(entry).delete(entry.key)
+        .commit();
+      if (res.ok) done.dropped++;
       continue;
     }
-    const row: WriteBackRow = {
-      delivery_id: id,
-      tenant_id: entry.value.tenant_id,
-      webhook_url: record.url,
-      payload: await readPayload(deps.kv, id),
-      event_type: `task.${record.task_status}`,
-      object_id: entry.value.object_id,
-      status: WRITE_BACK_STATUS[record.status],
-      attempts: record.attempts,
-      last_attempt_at_ms: record.attempts > 0 ? record.updated_at : null,
-      delivered_at_ms: record.delivered_at,
-      last_error: record.last_error,
-      response_code: record.last_status_code,
-      created_at_ms: record.created_at,
-    };
-    await deps.source.writeBack([row]);
-    written++;
+    if (record.updated_at === entry.value.written_updated_at) continue;
+    const row = _row(id, entry.value, record, await readPayload(deps.kv, id));
+    try {
+      await deps.source.writeBack([row]);
+    } catch (err) {
+      done.error = String(err);
+      deps.log.warn("write-back failed; retried on a later pass", {
+        trace_id: record.event_id,
+        delivery_id: id,
+        error: done.error,
+      });
+      done.cursor = iter.cursor;
+      return done;
+    }
+    done.written++;
     const ended = record.status === "succeeded" || record.status === "dead";
     const op = deps.kv.atomic().check(entry);
     if (ended) op.delete(entry.key);
@@ -79,5 +95,29 @@ export async function writeBackPass(
       status: row.status,
     });
   }
-  return written;
+  done.cursor = seen < limit ? "" : iter.cursor;
+  return done;
+}
+
+function _row(
+  id: string,
+  entry: WriteBackEntry,
+  record: DeliveryRecord,
+  payload: string,
+): WriteBackRow {
+  return {
+    delivery_id: id,
+    tenant_id: entry.tenant_id,
+    webhook_url: record.url,
+    payload,
+    event_type: `task.${record.task_status}`,
+    object_id: entry.object_id,
+    status: WRITE_BACK_STATUS[record.status],
+    attempts: record.attempts,
+    last_attempt_at_ms: record.attempts > 0 ? record.updated_at : null,
+    delivered_at_ms: record.delivered_at,
+    last_error: record.last_error,
+    response_code: record.last_status_code,
+    created_at_ms: record.created_at,
+  };
 }

@@ -11,6 +11,7 @@ import {
 import type { DeliveryRecord } from "../relay/types.ts";
 import type { AppDeps } from "./app.ts";
 import { newRouter } from "./app.ts";
+import { iso, json } from "./_json.ts";
 import { invalid } from "./errors.ts";
 import {
   Delivery,
@@ -19,14 +20,6 @@ import {
   ListQuery,
   RecoverBody,
 } from "./schemas.ts";
-
-const json = (schema: z.ZodType, description: string) => ({
-  content: { "application/json": { schema } },
-  description,
-});
-const iso = (
-  ms: number | null,
-) => (ms === null ? null : new Date(ms).toISOString());
 
 /** A delivery as the API shows it: times in ISO 8601, credentials left out. */
 export function deliveryView(r: DeliveryRecord) {

@@ -1,18 +1,11 @@
 /** The API's request schemas: they validate input and document it at `/openapi.json`. */
 import { z } from "@hono/zod-openapi";
+import {
+  AUTH_SCHEMES,
+  MIN_CREDENTIAL_CHARS,
+  normaliseAuthScheme,
+} from "../relay/auth_scheme.ts";
 import { TASK_STATUSES } from "../relay/status.ts";
-
-const AUTH_SCHEMES = ["HMAC-SHA256", "Bearer"] as const;
-
-/** Accepts the casings the sales agent really stores (`bearer`, `hmac_sha256`, …). */
-export function normalizeScheme(
-  raw: string,
-): (typeof AUTH_SCHEMES)[number] | undefined {
-  const s = raw.trim().toLowerCase().replace(/[_\s]/g, "-");
-  if (s === "bearer") return "Bearer";
-  if (s === "hmac-sha256") return "HMAC-SHA256";
-  return undefined;
-}
 
 const id = (what: string) =>
   z.string().min(1).max(255).openapi({ description: what });
@@ -26,7 +19,7 @@ export const PushNotificationConfig = z.strictObject({
   }),
   authentication: z.strictObject({
     schemes: z.array(z.string()).length(1).transform((s, ctx) => {
-      const scheme = normalizeScheme(s[0]!);
+      const scheme = normaliseAuthScheme(s[0]!);
       if (!scheme) {
         ctx.addIssue({
           code: "custom",
@@ -37,7 +30,7 @@ export const PushNotificationConfig = z.strictObject({
       }
       return [scheme];
     }).openapi({ example: ["HMAC-SHA256"] }),
-    credentials: z.string().min(32).max(4096),
+    credentials: z.string().min(MIN_CREDENTIAL_CHARS).max(4096),
   }).optional(),
 }).openapi("PushNotificationConfig");
 

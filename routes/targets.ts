@@ -5,6 +5,7 @@ import { enabled, targetState } from "../relay/targets.ts";
 import type { TargetRecord } from "../relay/types.ts";
 import type { AppDeps } from "./app.ts";
 import { newRouter } from "./app.ts";
+import { iso, json } from "./_json.ts";
 import { RequestError } from "./errors.ts";
 import { ErrorBody } from "./schemas.ts";
 
@@ -21,13 +22,6 @@ const TargetsQuery = z.object({
 });
 
 const Target = z.record(z.string(), z.unknown()).openapi("Target");
-
-const json = (schema: z.ZodType, description: string) => ({
-  content: { "application/json": { schema } },
-  description,
-});
-const iso = (ms: number | null | undefined) =>
-  ms ? new Date(ms).toISOString() : null;
 
 /** A target as the API shows it: its state, failure run and disablement. */
 export function targetView(t: TargetRecord, now: number) {

@@ -29,24 +29,50 @@ export async function spawnRelay(
     stderr: "inherit",
   }).spawn();
   const lines: string[] = [];
+  const url = await watchLogLines(child.stdout, lines);
+  return { child, lines, url };
+}
+
+/**
+ * Reads a relay's stdout into `lines` (and keeps reading after it resolves). Lines
+ * that are not JSON, e.g. a library's `console.log`, are kept and otherwise skipped.
+ *
+ * @param stdout The relay's standard output.
+ * @param lines Receives every line.
+ * @returns The URL from the "relay listening" log line.
+ * @throws {Error} With the output so far when the stream ends before that line.
+ */
+export function watchLogLines(
+  stdout: ReadableStream<Uint8Array>,
+  lines: string[],
+): Promise<string> {
   const listening = Promise.withResolvers<string>();
   (async () => {
     let buffer = "";
-    for await (
-      const chunk of child.stdout.pipeThrough(new TextDecoderStream())
-    ) {
+    for await (const chunk of stdout.pipeThrough(new TextDecoderStream())) {
       buffer += chunk;
       const parts = buffer.split("\n");
       buffer = parts.pop()!;
       for (const line of parts) {
         lines.push(line);
-        const parsed = JSON.parse(line);
-        if (parsed.msg === "relay listening") listening.resolve(parsed.url);
+        const parsed = _parseJson(line);
+        if (parsed?.msg === "relay listening") {
+          listening.resolve(String(parsed.url));
+        }
       }
     }
     listening.reject(
       new Error(`relay exited before listening:\n${lines.join("\n")}`),
     );
-  })();
-  return { child, lines, url: await listening.promise };
+  })().catch(listening.reject);
+  return listening.promise;
+}
+
+function _parseJson(line: string): Record<string, unknown> | undefined {
+  try {
+    const parsed = JSON.parse(line);
+    return typeof parsed === "object" && parsed !== null ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
 }

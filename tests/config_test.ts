@@ -3,6 +3,7 @@ import {
   ConfigError,
   DEFAULT_RETRY_SCHEDULE_S,
   loadConfig,
+  MAX_DELAY_S,
 } from "../config.ts";
 import { SECRET } from "./_helpers.ts";
 
@@ -171,4 +172,27 @@ Deno.test("loadConfig() reads the sales agent sync settings and names bad ones",
   assert.equal(bad.length, 2);
   assert.match(bad[0]!, /^DATABASE_URL: expected a postgres:\/\/ URL$/);
   assert.match(bad[1]!, /^RELAY_PG_MODE: /);
+});
+
+Deno.test("loadConfig() refuses waits over 30 days (Deno KV's longest queue delay), by name", () => {
+  const days30 = String(MAX_DELAY_S);
+  const ok = loadConfig({
+    RELAY_RETRY_SCHEDULE: `5,${days30}`,
+    RELAY_RETRY_AFTER_MAX_S: days30,
+    RELAY_CIRCUIT_COOLDOWN_S: days30,
+  }, "dev");
+  assert.equal(ok.retryScheduleMs[1], MAX_DELAY_S * 1000);
+  assert.equal(ok.retryAfterMaxMs, MAX_DELAY_S * 1000);
+  assert.equal(ok.circuitCooldownMs, MAX_DELAY_S * 1000);
+  const tooLong = String(MAX_DELAY_S + 1);
+  const found = problems({
+    RELAY_RETRY_SCHEDULE: `5,${tooLong}`,
+    RELAY_RETRY_AFTER_MAX_S: tooLong,
+    RELAY_CIRCUIT_COOLDOWN_S: tooLong,
+  }, "dev");
+  assert.deepEqual(found, [
+    `RELAY_RETRY_SCHEDULE: each entry expected at most 2592000 seconds (30 days) (got "5,${tooLong}")`,
+    `RELAY_RETRY_AFTER_MAX_S: expected at most 2592000 seconds (30 days) (got "${tooLong}")`,
+    `RELAY_CIRCUIT_COOLDOWN_S: expected at most 2592000 seconds (30 days) (got "${tooLong}")`,
+  ]);
 });

@@ -77,10 +77,17 @@ Deno.test("SIGKILL with deliveries pending loses nothing: a restart on the same 
       timeoutMs: 10_000,
       what: "every delivery after restart",
     });
-    const res = await fetch(
-      `${second.url}/v1/deliveries?status=succeeded&limit=100`,
-    );
-    assert.equal((await res.json()).items.length, 20);
+    // The receiver answers before the relay records the success: wait for that too.
+    const succeeded = async () => {
+      const res = await fetch(
+        `${second.url}/v1/deliveries?status=succeeded&limit=100`,
+      );
+      return (await res.json()).items.length;
+    };
+    await waitFor(async () => await succeeded() === 20, {
+      what: "20 succeeded deliveries",
+    }).catch(() => {});
+    assert.equal(await succeeded(), 20);
   } finally {
     second.child.kill("SIGTERM");
     assert.equal(

@@ -292,3 +292,71 @@ Deno.test("the sweeper alone delivers and retries when there is no queue", async
   assert.equal((await delivery(relay, id)).status, "succeeded");
   assert.equal(receiver.verified().length, 2);
 });
+
+Deno.test("a step completed before its mapping is delivered when the mapping arrives", async () => {
+  await using store = await openTestKv();
+  await using receiver = startReceiver();
+  await using relay = startTestRelay(store.kv);
+  const early =
+    await (await relay.post("/v1/events", stepUpdate({ result: { ok: true } })))
+      .json();
+  assert.deepEqual(early.skipped, [{
+    reason: "no_mapping",
+    step_id: "step_1",
+  }]);
+  const mapped = await (await relay.post("/v1/events", mediaBuy(receiver.url)))
+    .json();
+  assert.equal(mapped.deliveries.length, 1);
+  await waitFor(() => receiver.verified().length === 1, {
+    what: "late delivery",
+  });
+  const payload = receiver.verified()[0]!.verified!.payload as Record<
+    string,
+    unknown
+  >;
+  assert.equal(payload.status, "completed");
+  assert.deepEqual(payload.result, { ok: true });
+  // The agent resending the update is not a second webhook.
+  const again =
+    await (await relay.post("/v1/events", stepUpdate({ result: { ok: true } })))
+      .json();
+  assert.deepEqual(again.deliveries, []);
+  assert.equal(again.skipped[0].reason, "already_delivered");
+  await relay.worker.idle();
+  assert.equal(receiver.hits.length, 1);
+});
+
+Deno.test("sweepDue() does not wait on a receiver that hangs", async () => {
+  await using store = await openTestKv();
+  const release = Promise.withResolvers<void>();
+  await using hanging = startReceiver(async () => {
+    await release.promise;
+    return new Response("late");
+  });
+  await using relay = startTestRelay(store.kv, { queue: false });
+  const { sweepDue } = await import("../../relay/sweeper.ts");
+  await relay.post("/v1/events", mediaBuy(hanging.url));
+  const answer = await (await relay.post("/v1/events", stepUpdate())).json();
+  await waitFor(() => hanging.hits.length === 1, {
+    what: "the fast path's attempt",
+  });
+  // Make the delivery due again while its attempt hangs: a second driver must not
+  // block on it, nor send it twice.
+  const swept = await sweepDue({
+    kv: store.kv,
+    now: () => Date.now() + 60_000,
+    worker: relay.worker,
+    log: { info() {}, warn() {}, error() {} },
+  }, { pageWaitMs: 50 });
+  assert.equal(swept, 1);
+  assert.equal(
+    hanging.hits.length,
+    1,
+    "no second request while the first is in flight",
+  );
+  release.resolve();
+  await relay.worker.idle();
+  const shown =
+    await (await relay.get(`/v1/deliveries/${answer.deliveries[0].id}`)).json();
+  assert.equal(shown.status, "succeeded");
+});

@@ -9,14 +9,22 @@ const stamps = (results: { ok: boolean; versionstamp?: string }[]) =>
 Deno.test("createGroupCommitter() commits the first write set at once and the ones that queue behind it together", async () => {
   await using store = await openTestKv();
   const committer = createGroupCommitter(store.kv);
-  const results = await Promise.all(
-    Array.from(
-      { length: 20 },
-      (_, i) => committer.commit(new WriteSet().set(["k", i], i)),
-    ),
+  // All 20 calls are made in one synchronous turn: the first starts a commit at
+  // once, so the other 19 are queued before that commit can finish, and all of
+  // them fit in the next one. No timing is involved.
+  const first = committer.commit(new WriteSet().set(["k", 0], 0));
+  const rest = Array.from(
+    { length: 19 },
+    (_, i) => committer.commit(new WriteSet().set(["k", i + 1], i + 1)),
   );
-  assert.ok(results.every((r) => r.ok));
-  assert.equal(stamps(results), 2, "one commit alone, then one for the rest");
+  const [alone, ...together] = await Promise.all([first, ...rest]);
+  assert.ok(alone.ok && together.every((r) => r.ok));
+  assert.equal(stamps(together), 1, "the 19 queued ones share one commit");
+  assert.notEqual(alone.versionstamp, together[0]!.versionstamp);
+  assert.ok(
+    alone.versionstamp < together[0]!.versionstamp!,
+    "first goes first",
+  );
   const read = await Array.fromAsync(store.kv.list({ prefix: ["k"] }));
   assert.deepEqual(read.map((e) => e.value), [...Array(20).keys()]);
 });
@@ -94,4 +102,47 @@ Deno.test("createGroupCommitter() keeps shared commits within its limits and fal
   assert.equal(ok.status, "fulfilled");
   assert.equal(refused.status, "rejected");
   assert.equal((await store.kv.get(["fine"])).value, 1);
+});
+
+Deno.test("createGroupCommitter() answers every caller when one write set cannot even be built (queue delay over 30 days)", async () => {
+  await using store = await openTestKv();
+  const committer = createGroupCommitter(store.kv);
+  const tooLate = () =>
+    new WriteSet().set(["late"], 1).enqueue("x", {
+      delay: 31 * 24 * 3600 * 1000,
+    });
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: PromiseRejectionEvent) => {
+    unhandled.push(e.reason);
+    e.preventDefault();
+  };
+  globalThis.addEventListener("unhandledrejection", onUnhandled);
+  try {
+    // The first commits alone; the next three share a batch that KV refuses to
+    // build, so each is committed on its own and gets its own answer.
+    const [a, b, bad, c] = await Promise.allSettled([
+      committer.commit(new WriteSet().set(["a"], 1)),
+      committer.commit(new WriteSet().set(["b"], 1)),
+      committer.commit(tooLate()),
+      committer.commit(new WriteSet().set(["c"], 1)),
+    ]);
+    assert.deepEqual(
+      [a.status, b.status, bad.status, c.status],
+      ["fulfilled", "fulfilled", "rejected", "fulfilled"],
+    );
+    assert.match(String((bad as PromiseRejectedResult).reason), /30 days/);
+    // Alone, too: the caller gets the error and the committer keeps working.
+    await assert.rejects(committer.commit(tooLate()), /30 days/);
+    assert.ok((await committer.commit(new WriteSet().set(["d"], 1))).ok);
+    await new Promise((r) => setTimeout(r, 0));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    globalThis.removeEventListener("unhandledrejection", onUnhandled);
+  }
+  const values = await Promise.all(
+    ["a", "b", "c", "d", "late"].map(async (k) =>
+      (await store.kv.get([k])).value
+    ),
+  );
+  assert.deepEqual(values, [1, 1, 1, 1, null]);
 });

@@ -74,6 +74,16 @@ Deno.test("every skip is named, from real rows, in the sync and in explain", asy
     "unknown_auth_scheme",
   );
   await skipCase(
+    "HMAC-SHA256 asked for, no token or secret stored",
+    { requestDataUrl: null, authType: "HMAC-SHA256", authToken: null },
+    "missing_credentials",
+  );
+  await skipCase(
+    "Bearer with a token under 32 characters",
+    { requestDataUrl: null, authType: "bearer", authToken: "short-token" },
+    "short_credentials",
+  );
+  await skipCase(
     "unparseable URL",
     { url: "not a url", requestDataUrl: null },
     "url_invalid",
@@ -162,6 +172,12 @@ Deno.test("every skip is named, from real rows, in the sync and in explain", asy
           "attempts" in f && f.attempts.length >= 1,
           JSON.stringify(doc),
         );
+        if (reason === "target_disabled") {
+          assert.match(
+            f.fix!,
+            /^enable the target: POST \/v1\/targets\/[^/]+\/enable, then/,
+          );
+        }
       }
       const again = agentIds("gone_again", gone.url);
       await seedAgent(db.sql, again);

@@ -8,6 +8,7 @@ import {
   startTestPg,
 } from "../_pg.ts";
 import { writeBackPass } from "../../relay/write_back.ts";
+import { createWriteBackTable } from "../../db/agent_schema.ts";
 
 type Payload = Record<string, unknown>;
 
@@ -155,7 +156,7 @@ Deno.test("pg sync (poll mode) against a real PostgreSQL", async (t) => {
         ...agentIds("b", bearerReceiver.url),
         requestDataUrl: null,
         authType: "bearer",
-        authToken: "bearer-token-0123456789",
+        authToken: "bearer-token-0123456789abcdef012345",
       };
       await seedAgent(db.sql, h);
       await seedAgent(db.sql, b);
@@ -175,7 +176,7 @@ Deno.test("pg sync (poll mode) against a real PostgreSQL", async (t) => {
       );
       assert.equal(
         bearerReceiver.hits[0]!.headers.get("authorization"),
-        "Bearer bearer-token-0123456789",
+        "Bearer bearer-token-0123456789abcdef012345",
       );
     },
   );
@@ -219,8 +220,12 @@ Deno.test("pg sync (poll mode) against a real PostgreSQL", async (t) => {
         return (await r.json()).status === "succeeded";
       }, { what: "success after a retry" });
       const deps = { kv: store.kv, source: relay.source, log: relay.log };
-      assert.equal(await writeBackPass(deps), 1);
-      assert.equal(await writeBackPass(deps), 0, "ended entries are forgotten");
+      assert.equal((await writeBackPass(deps)).written, 1);
+      assert.equal(
+        (await writeBackPass(deps)).written,
+        0,
+        "ended entries are forgotten",
+      );
       const shown = await (await relay.get(`/v1/deliveries/${id}`)).json();
       const [row] = await db.sql`select delivery_id, tenant_id, webhook_url,
       payload::text as payload, object_id, status, attempts, response_code,
@@ -243,7 +248,7 @@ Deno.test("pg sync (poll mode) against a real PostgreSQL", async (t) => {
   );
 
   await t.step(
-    "no webhook_deliveries table: write-back is skipped, said once",
+    "no webhook_deliveries table: skipped, said once, used once created",
     async () => {
       await using db = await pg.newDb({ webhookDeliveries: false });
       await using store = await openTestKv();
@@ -257,11 +262,27 @@ Deno.test("pg sync (poll mode) against a real PostgreSQL", async (t) => {
       }
       await waitFor(() => receiver.verified().length === 2, { what: "hooks" });
       const deps = { kv: store.kv, source: relay.source, log: relay.log };
-      assert.equal(await writeBackPass(deps), 0);
+      assert.equal((await writeBackPass(deps)).written, 0);
+      assert.equal(await relay.sync.writeBackEnabled(), false);
+      assert.equal(await relay.sync.poll(), 0);
       const said = relay.logs().filter((l) =>
         String(l.msg).startsWith("webhook_deliveries table absent")
       );
       assert.equal(said.length, 1);
+
+      // Created while the relay runs: the next check finds it, no restart.
+      await createWriteBackTable(db.sql);
+      assert.equal(await relay.sync.writeBackEnabled(), true);
+      const later = agentIds("x3", receiver.url);
+      await seedAgent(db.sql, later);
+      await completeBySql(db.sql, later.step);
+      await relay.sync.processStep(later.step, { via: "poll" });
+      await waitFor(() => receiver.verified().length === 3, { what: "x3" });
+      await relay.worker.idle();
+      assert.equal((await writeBackPass(deps)).written, 1);
+      const [row] = await db.sql`select count(*)::int as n,
+        min(tenant_id) as tenant from webhook_deliveries`;
+      assert.deepEqual({ ...row }, { n: 1, tenant: later.tenant });
     },
   );
 });

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { resolveStep } from "../../relay/resolve.ts";
-import { normaliseScheme } from "../../relay/resolve_targets.ts";
 import type { ConfigRow, StepChain } from "../../relay/source.ts";
 
 function chain(
@@ -47,46 +46,43 @@ function chain(
 
 const opts = { status: "completed", nullIsActive: false, allowPrivate: false };
 
-Deno.test("normaliseScheme() accepts the casings the agent stores and names the rest", () => {
-  for (const raw of ["HMAC-SHA256", "hmac_sha256", "hmac-sha256", "HMAC"]) {
-    assert.equal(normaliseScheme(raw), "HMAC-SHA256", raw);
-  }
-  for (const raw of ["Bearer", "bearer", "BEARER"]) {
-    assert.equal(normaliseScheme(raw), "Bearer", raw);
-  }
-  assert.equal(normaliseScheme(null), null);
-  assert.equal(normaliseScheme(""), null);
-  assert.equal(normaliseScheme("basic"), undefined);
-});
-
 Deno.test("resolveStep() takes URL and auth from request_data before the config row", () => {
   const r = resolveStep(
     chain([{
       authentication_type: "bearer",
-      authentication_token: "row-token",
+      authentication_token: "row-token-0123456789abcdef0123456789",
     }], {
       push_notification_config: {
         url: "https://buyer.example/from-request",
-        authentication: { schemes: ["HMAC-SHA256"], credentials: "rd-secret" },
+        authentication: {
+          schemes: ["HMAC-SHA256"],
+          credentials: "rd-secret-0123456789abcdef0123456789",
+        },
       },
     }),
     opts,
   );
   assert.deepEqual(r.targets.map((t) => [t.url, t.auth, t.url_from]), [[
     "https://buyer.example/from-request",
-    { scheme: "HMAC-SHA256", credentials: "rd-secret" },
+    {
+      scheme: "HMAC-SHA256",
+      credentials: "rd-secret-0123456789abcdef0123456789",
+    },
     "request_data",
   ]]);
 });
 
 Deno.test("resolveStep() falls back to the config row and uses webhook_secret for HMAC", () => {
   const r = resolveStep(
-    chain([{ authentication_type: "hmac_sha256", webhook_secret: "s3cret" }]),
+    chain([{
+      authentication_type: "hmac_sha256",
+      webhook_secret: "s3cret-0123456789abcdef0123456789abc",
+    }]),
     opts,
   );
   assert.deepEqual(r.targets[0]!.auth, {
     scheme: "HMAC-SHA256",
-    credentials: "s3cret",
+    credentials: "s3cret-0123456789abcdef0123456789abc",
   });
   assert.equal(r.targets[0]!.url_from, "config");
 });

@@ -59,6 +59,16 @@ const badBodies: [string, unknown, string][] = [
     "push_notification_config.authentication.schemes.0",
   ],
   [
+    "scheme none (omit authentication instead)",
+    mediaBuy(URL_OK, {
+      push_notification_config: {
+        url: URL_OK,
+        authentication: { schemes: ["none"], credentials: "x".repeat(32) },
+      },
+    }),
+    "push_notification_config.authentication.schemes.0",
+  ],
+  [
     "short HMAC credentials",
     mediaBuy(URL_OK, {
       push_notification_config: {
@@ -227,5 +237,7 @@ Deno.test("/openapi.json documents the events route", async () => {
   const doc = await (await relay.get("/openapi.json")).json();
   assert.ok(doc.paths["/v1/events"].post);
   assert.ok(doc.paths["/v1/deliveries/{id}"].get);
+  assert.ok(doc.paths["/healthz"].get);
+  assert.ok(doc.paths["/metrics"].get);
   assert.ok(doc.components.schemas.PushNotificationConfig);
 });
