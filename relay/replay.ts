@@ -16,21 +16,29 @@ export class DeliveryNotFoundError extends Error {
 /** The most dead deliveries one recover call re-queues. */
 export const RECOVER_LIMIT = 10_000;
 
+/**
+ * The record re-queued for a fresh cycle. An attempt in flight keeps its lease, so no
+ * second request goes out beside it: its outcome commit (checked on the claim) is
+ * superseded, and the worker holding the lease then makes the fresh cycle due at once
+ * (or the sweeper does when the lease ends).
+ */
 function _fresh(record: DeliveryRecord, now: number): DeliveryRecord {
+  const leased = record.lease_until !== null && record.lease_until > now;
   return {
     ...record,
     status: "pending",
     cycle: record.cycle + 1,
     cycle_attempts: 0,
-    next_attempt_at: now,
-    lease_until: null,
+    next_attempt_at: leased ? record.lease_until : now,
+    lease_until: leased ? record.lease_until : null,
     dead_at: null,
     updated_at: now,
   };
 }
 
 /**
- * Starts a fresh attempt cycle for a delivery, due now, with the same `webhook-id`.
+ * Starts a fresh attempt cycle for a delivery, due now (or, while an attempt is in
+ * flight, once that attempt ends), with the same `webhook-id`.
  *
  * @param deps KV, clock and whether wake-ups are enqueued.
  * @param id The delivery id.

@@ -145,14 +145,15 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
         left = true;
         leave();
       };
-      let released: string | undefined;
       try {
-        released = await slot(() => work(found!.value, freeTarget));
+        return await slot(() => work(found!.value, freeTarget));
       } finally {
         freeTarget();
       }
+    })().finally(() => inflight.delete(id)).then((released) => {
+      // After the delete, so `id` itself can be run again (a released fresh cycle).
       if (released) kick(released);
-    })().finally(() => inflight.delete(id));
+    });
     inflight.set(id, p);
     return p;
   }
@@ -403,9 +404,8 @@ async function _send(
     next_attempt_at: next.next_attempt_at,
   };
   if (!(await commitWrites(deps, outcome)).ok) {
-    await deps.kv.set(keys.attemptKey(id, attempt.n), attempt);
     deps.log.warn("attempt outcome superseded", fields);
-    return;
+    return await _superseded(deps, record, attempt, finished);
   }
   deps.log.info("attempt", fields);
   await recordTargetOutcome(
@@ -417,6 +417,45 @@ async function _send(
     deps.metrics.inc("relay_deliveries_total", { outcome: next.status });
     return await releaseNext(deps, next);
   }
+}
+
+/**
+ * Records an attempt whose outcome commit lost to a change made while it ran. If the
+ * lease is still this attempt's (a redelivery started a fresh cycle under it), the
+ * attempt is counted and the fresh cycle made due now: returns its id to run.
+ */
+async function _superseded(
+  deps: WorkerDeps,
+  leased: DeliveryRecord,
+  attempt: AttemptRecord,
+  now: number,
+): Promise<string | undefined> {
+  const id = leased.id;
+  const current = await getDelivery(deps.kv, id);
+  const value = current.value;
+  if (
+    value && dueAt(value) !== null && value.lease_until === leased.lease_until
+  ) {
+    const due: DeliveryRecord = {
+      ...value,
+      attempts: value.attempts + 1,
+      lease_until: null,
+      next_attempt_at: now,
+      updated_at: now,
+    };
+    const logKey = keys.attemptKey(id, due.attempts);
+    const op = transition(
+      deps.kv.atomic().check(current).check({
+        key: logKey,
+        versionstamp: null,
+      }),
+      value,
+      due,
+      { queue: deps.queue, now },
+    ).set(logKey, { ...attempt, n: due.attempts });
+    if ((await op.commit()).ok) return id;
+  }
+  await deps.kv.set(keys.attemptKey(id, attempt.n), attempt);
 }
 
 function _targetOutcome(
