@@ -7,6 +7,9 @@ export const payloadKey = (id: string, chunk: number) =>
 export const payloadPrefix = (id: string) => ["payloads", id] as const;
 export const attemptKey = (id: string, n: number) =>
   ["attempts", id, n] as const;
+/** An attempt whose outcome lost to another's: listed right after attempt `n`. */
+export const supersededAttemptKey = (id: string, n: number, at: number) =>
+  ["attempts", id, n, at] as const;
 export const attemptsPrefix = (id: string) => ["attempts", id] as const;
 export const dueKey = (at: number, id: string) =>
   ["deliveries_by_due", at, id] as const;

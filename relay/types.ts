@@ -63,6 +63,8 @@ export interface AttemptRecord {
   status_code: number | null;
   error: string | null;
   response_body: string;
+  /** Its outcome lost to a change made while it ran (another process's claim). */
+  superseded?: boolean;
 }
 
 /** A receiver URL's health, shared by every delivery to it. */

@@ -423,6 +423,7 @@ async function _send(
  * Records an attempt whose outcome commit lost to a change made while it ran. If the
  * lease is still this attempt's (a redelivery started a fresh cycle under it), the
  * attempt is counted and the fresh cycle made due now: returns its id to run.
+ * Otherwise it is logged as superseded. Every request sent stays in the log.
  */
 async function _superseded(
   deps: WorkerDeps,
@@ -455,7 +456,17 @@ async function _superseded(
     ).set(logKey, { ...attempt, n: due.attempts });
     if ((await op.commit()).ok) return id;
   }
-  await deps.kv.set(keys.attemptKey(id, attempt.n), attempt);
+  // Another attempt claimed the delivery after this one's lease ended and owns
+  // number `n` (logged or about to be): log this request beside it, never over it.
+  const logKey = keys.supersededAttemptKey(id, attempt.n, attempt.at);
+  const logged = await deps.kv.atomic().check({
+    key: logKey,
+    versionstamp: null,
+  })
+    .set(logKey, { ...attempt, superseded: true }).commit();
+  if (!logged.ok) {
+    deps.log.warn("superseded attempt not logged", { delivery_id: id });
+  }
 }
 
 function _targetOutcome(
