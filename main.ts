@@ -117,6 +117,9 @@ async function shutdown(signal: string) {
   clearTimeout(sweepTimer);
   await server.shutdown();
   await pg?.stop();
+  // No new attempts (queue wake-ups, sweeps, fast path) from here: only those
+  // already sending finish, for at most 5 s, and record their outcome.
+  worker.close();
   await Promise.race([worker.idle(), new Promise((r) => setTimeout(r, 5000))]);
   kv.close();
   Deno.exit(0);

@@ -87,6 +87,12 @@ export interface DeliveryWorker {
   send(held: HeldDelivery): void;
   /** Resolves when no attempt is in flight. */
   idle(): Promise<void>;
+  /**
+   * Stops starting attempts (for shutdown): afterwards `run`, `kick`, `kickMany` and
+   * `send` do nothing, and attempts still waiting for a slot end without a request.
+   * Attempts already sending finish and record their outcome; {@link idle} awaits them.
+   */
+  close(): void;
 }
 
 /**
@@ -105,6 +111,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
   const targets = createTargetSlots(deps.config.targetConcurrency);
   const waiting: (() => void)[] = [];
   let active = 0;
+  let closed = false;
 
   async function slot<T>(fn: () => Promise<T>): Promise<T> {
     while (active >= deps.config.concurrency) {
@@ -131,6 +138,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     peek: () => Promise<{ target: string; value: T } | undefined>,
     work: (value: T, freeTarget: () => void) => Promise<string | undefined>,
   ): Promise<void> {
+    if (closed) return Promise.resolve();
     const running = inflight.get(id);
     if (running) return running;
     const p = (async () => {
@@ -146,7 +154,9 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
         leave();
       };
       try {
-        return await slot(() => work(found!.value, freeTarget));
+        return await slot(() =>
+          closed ? Promise.resolve(undefined) : work(found!.value, freeTarget)
+        );
       } finally {
         freeTarget();
       }
@@ -181,6 +191,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
   let lineAt = 0;
   let pumping = 0;
   function pump() {
+    if (closed) line.length = 0;
     while (pumping < deps.config.concurrency) {
       const batch = line[0];
       if (!batch) return;
@@ -202,7 +213,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     run: (id) => run(id),
     kick,
     kickMany(ids) {
-      if (ids.length === 0) return;
+      if (closed || ids.length === 0) return;
       line.push([...ids]);
       pump();
     },
@@ -243,6 +254,11 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
       while (inflight.size > 0) {
         await Promise.allSettled([...inflight.values()]);
       }
+    },
+    close() {
+      closed = true;
+      line.length = 0;
+      lineAt = 0;
     },
   };
 }

@@ -57,3 +57,57 @@ Deno.test("an attempt superseded by another process's claim is logged beside the
     "the winner's claim stands",
   );
 });
+
+Deno.test("worker.close(): nothing new starts, a waiting attempt sends nothing, and idle() awaits the one in flight", async () => {
+  await using store = await openTestKv();
+  const release = Promise.withResolvers<void>();
+  await using receiver = startReceiver(async (hit) => {
+    if (hit.n === 1) await release.promise;
+    return new Response("ok");
+  });
+  await using relay = startTestRelay(store.kv, {
+    queue: false,
+    env: { RELAY_TARGET_CONCURRENCY: "1" },
+  });
+  const ids: string[] = [];
+  let idle: Promise<void> | undefined;
+  try {
+    for (const n of [1, 2]) {
+      await relay.post(
+        "/v1/events",
+        mediaBuy(receiver.url, { step_id: `s${n}`, media_buy_id: `m${n}` }),
+      );
+      const answer =
+        await (await relay.post("/v1/events", stepUpdate({ step_id: `s${n}` })))
+          .json();
+      ids.push(answer.deliveries[0].id);
+      // The second waits for the target's only slot, held by the first.
+      await waitFor(() => receiver.hits.length === 1, {
+        what: "first attempt",
+      });
+    }
+    relay.worker.close();
+    await relay.post(
+      "/v1/events",
+      mediaBuy(receiver.url, { step_id: "s3", media_buy_id: "m3" }),
+    );
+    await relay.post("/v1/events", stepUpdate({ step_id: "s3" }));
+    relay.worker.kickMany(ids);
+    await relay.worker.run(ids[1]!);
+    let settled = false;
+    idle = relay.worker.idle().then(() => void (settled = true));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(settled, false, "idle() waits for the attempt in flight");
+  } finally {
+    release.resolve();
+  }
+  await idle;
+  assert.equal(receiver.hits.length, 1, "only the request already in flight");
+  assert.equal(
+    (await getDelivery(store.kv, ids[0]!)).value!.status,
+    "succeeded",
+    "its outcome is recorded",
+  );
+  assert.equal((await getDelivery(store.kv, ids[1]!)).value!.status, "pending");
+  assert.equal((await listAttempts(store.kv, ids[1]!)).length, 0);
+});
