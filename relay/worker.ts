@@ -518,7 +518,12 @@ async function _hold(
     : {
       ...record,
       lease_until: null,
-      next_attempt_at: hold.until + Math.round(deps.random() * 250),
+      // Spread the wake-ups of a circuit's held deliveries over a fifth of its
+      // cooldown, so they do not all come back at the same instant.
+      next_attempt_at: hold.until + Math.round(
+        deps.random() *
+          (hold.kind === "wait" ? deps.config.circuitCooldownMs / 5 : 250),
+      ),
       updated_at: now,
     };
   const op = transition(deps.kv.atomic().check(entry), record, next, {
@@ -537,6 +542,14 @@ async function _hold(
     after: hold.kind === "ordered" ? hold.after : undefined,
     next_attempt_at: next.next_attempt_at,
   });
+  if (hold.kind === "ordered") {
+    // The earlier one may have ended since it was read, its release finding this one
+    // still leased: release it now rather than at the fallback wake-up.
+    const earlier = (await getDelivery(deps.kv, hold.after)).value;
+    if (earlier && dueAt(earlier) === null) {
+      return await releaseNext(deps, earlier);
+    }
+  }
   if (hold.kind !== "disabled") return;
   deps.metrics.inc("relay_deliveries_total", { outcome: "dead" });
   return await releaseNext(deps, next);

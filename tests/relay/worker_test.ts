@@ -1,10 +1,17 @@
 import assert from "node:assert/strict";
+import { acceptEvent } from "../../relay/intake.ts";
 import * as keys from "../../relay/keys.ts";
+import { createLogger } from "../../relay/log.ts";
+import { Metrics } from "../../relay/metrics.ts";
+import { createSigner } from "../../relay/sign.ts";
+import { createTargetFetch } from "../../relay/target_fetch.ts";
+import { createDeliveryWorker } from "../../relay/worker.ts";
 import { getDelivery, listAttempts } from "../../relay/store.ts";
 import type { AttemptRecord, DeliveryRecord } from "../../relay/types.ts";
 import {
   mediaBuy,
   openTestKv,
+  SECRET,
   startReceiver,
   startTestRelay,
   stepUpdate,
@@ -110,4 +117,142 @@ Deno.test("worker.close(): nothing new starts, a waiting attempt sends nothing, 
   );
   assert.equal((await getDelivery(store.kv, ids[1]!)).value!.status, "pending");
   assert.equal((await listAttempts(store.kv, ids[1]!)).length, 0);
+});
+
+Deno.test("a later notification held behind one that ends meanwhile is released at once, not at the fallback wake-up", async () => {
+  await using store = await openTestKv();
+  const release = Promise.withResolvers<void>();
+  await using receiver = startReceiver(async (hit) => {
+    if (hit.n === 1) await release.promise;
+    return new Response("ok");
+  });
+  // Leases of 7 s: the fallback wake-up (the earlier one's lease end) is far beyond
+  // the wait below.
+  const env = { RELAY_TIMEOUT_MS: "5000" };
+  await using relay = startTestRelay(store.kv, { queue: false, env });
+  await relay.post("/v1/events", mediaBuy(receiver.url));
+  const working = (await (await relay.post(
+    "/v1/events",
+    stepUpdate({ status: "working" }),
+  )).json()).deliveries[0].id as string;
+  let later = "";
+  try {
+    await waitFor(() => receiver.hits.length === 1, { what: "working sent" });
+    // `completed` accepted by a second process, leased by it on its fast path.
+    const quiet = createLogger(() => {});
+    const { held } = await acceptEvent(
+      {
+        kv: store.kv,
+        now: Date.now,
+        log: quiet,
+        metrics: new Metrics(),
+        queue: false,
+        leaseMs: 7000,
+      },
+      { type: "workflow_step.updated", step_id: "step_1", status: "completed" },
+      { fingerprint: "f" },
+    );
+    later = held[0]!.record.id;
+    // That process's hold commit waits until `working` has ended (its release saw
+    // `completed` still leased): the race the hold must close.
+    let armed = true;
+    const kv = new Proxy(store.kv, {
+      get(target, prop) {
+        if (prop === "atomic") {
+          return () => {
+            const op = target.atomic();
+            const commit = op.commit.bind(op);
+            op.commit = async () => {
+              if (armed) {
+                armed = false;
+                release.resolve();
+                await waitFor(async () =>
+                  (await getDelivery(store.kv, working)).value!.status ===
+                    "succeeded"
+                );
+              }
+              return await commit();
+            };
+            return op;
+          };
+        }
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const worker = createDeliveryWorker({
+      kv,
+      fetch: createTargetFetch({
+        policy: { allowPrivate: true },
+      }),
+      now: Date.now,
+      random: Math.random,
+      config: relay.config,
+      queue: false,
+      signer: createSigner([SECRET]),
+      log: quiet,
+      metrics: new Metrics(),
+    });
+    worker.send(held[0]!);
+    await waitFor(
+      async () =>
+        (await getDelivery(store.kv, later)).value!.status === "succeeded",
+      { timeoutMs: 3000, what: "completed released at once" },
+    );
+    await worker.idle();
+  } finally {
+    release.resolve();
+  }
+  const order = receiver.hits.map((h) =>
+    (h.verified?.payload as { status: string }).status
+  );
+  assert.deepEqual(order, ["working", "completed"]);
+});
+
+Deno.test("deliveries held by an open circuit come back spread over a fifth of the cooldown", async () => {
+  await using store = await openTestKv();
+  await using receiver = startReceiver();
+  await using relay = startTestRelay(store.kv, {
+    queue: false,
+    env: { RELAY_CIRCUIT_COOLDOWN_S: "10" },
+  });
+  await relay.post("/v1/events", mediaBuy(receiver.url));
+  const quiet = createLogger(() => {});
+  const { answer } = await acceptEvent(
+    {
+      kv: store.kv,
+      now: Date.now,
+      log: quiet,
+      metrics: new Metrics(),
+      queue: false,
+    },
+    { type: "workflow_step.updated", step_id: "step_1", status: "completed" },
+    { fingerprint: "f" },
+  );
+  const id = answer.deliveries[0]!.id;
+  const record = (await getDelivery(store.kv, id)).value!;
+  const until = Date.now() + 10_000;
+  await store.kv.set(keys.targetKey(record.target_id), {
+    id: record.target_id,
+    url: record.url,
+    disabled_at: null,
+    disabled_reason: null,
+    consecutive_failures: 5,
+    circuit_open_until: until,
+  });
+  const worker = createDeliveryWorker({
+    kv: store.kv,
+    fetch: createTargetFetch({ policy: { allowPrivate: true } }),
+    now: Date.now,
+    random: () => 0.99,
+    config: relay.config,
+    queue: false,
+    signer: createSigner([SECRET]),
+    log: quiet,
+    metrics: new Metrics(),
+  });
+  await worker.run(id);
+  const next = (await getDelivery(store.kv, id)).value!.next_attempt_at!;
+  assert.equal(receiver.hits.length, 0);
+  assert.equal(next, until + Math.round(0.99 * 2000));
 });
