@@ -3,7 +3,6 @@
  * record, the mapping or the deliveries with their indexes and wake-ups) commits in
  * one checked atomic before the caller answers.
  */
-import { createHash } from "node:crypto";
 import * as keys from "./keys.ts";
 import { newId } from "./ids.ts";
 import {
@@ -13,16 +12,9 @@ import {
 } from "./pending_updates.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { buildPayload } from "./payload.ts";
-import { toTaskStatus } from "./status.ts";
 import { commitWrites, type GroupCommitter } from "./group_commit.ts";
-import { create } from "./store.ts";
-import type {
-  DeliveryRecord,
-  PushTarget,
-  StepObject,
-  TargetRecord,
-} from "./types.ts";
+import type { PushTarget, StepObject } from "./types.ts";
+import { type Answer, type Created, planStep } from "./plan_step.ts";
 import type { HeldDelivery } from "./worker.ts";
 import { type AtomicWriter, WriteSet } from "./write_set.ts";
 
@@ -54,25 +46,6 @@ export interface StepUpdated {
 /** An event the relay accepts. */
 export type RelayEvent = MediaBuyCreated | StepUpdated;
 
-/** Why no delivery was made for part of an event; `reason` is machine-readable. */
-export interface Skip {
-  reason: string;
-  [detail: string]: unknown;
-}
-
-/** What the relay answers for an event, and answers again for its duplicates. */
-export interface Answer {
-  event_id: string;
-  deliveries: { id: string; url: string; status: string }[];
-  skipped: Skip[];
-}
-
-/** A delivery planned by {@link planStep}, with the exact body to send. */
-export interface Created {
-  record: DeliveryRecord;
-  payload: string;
-}
-
 /** What intake needs. */
 export interface IntakeDeps {
   kv: Deno.Kv;
@@ -103,16 +76,6 @@ interface EventRecord {
   event_id: string;
   fingerprint: string;
   answer: Answer;
-}
-
-/**
- * The stable id of a target URL.
- *
- * @param url The receiver URL.
- * @returns `tgt_` and 24 hex digits of its SHA-256.
- */
-export function targetId(url: string): string {
-  return `tgt_${createHash("sha256").update(url).digest("hex").slice(0, 24)}`;
 }
 
 /**
@@ -272,160 +235,6 @@ async function _stepObjects(
     const e of kv.list<StepObject>({ prefix: keys.stepObjectsPrefix(stepId) })
   ) {
     out.push(e.value);
-  }
-  return out;
-}
-
-/**
- * Plans the deliveries a step update owes, one per distinct target URL, and adds them
- * to `op` with checks that no delivery for the same step, status and target exists.
- * Every object or URL that gets nothing is named in `skipped`.
- *
- * @param deps KV, clock and queue setting.
- * @param op The atomic operation (or write set) the caller commits.
- * @param input The event id, the update, the step's mapped objects and, to create
- *   the deliveries already leased by the caller, the lease length.
- * @returns The deliveries and skips (without the event id), and each new record
- *   with its payload in `created`.
- */
-export async function planStep(
-  deps: Pick<IntakeDeps, "kv" | "now" | "queue">,
-  op: AtomicWriter,
-  input: {
-    eventId: string;
-    update: StepUpdated;
-    objects: StepObject[];
-    leaseMs?: number;
-  },
-): Promise<Omit<Answer, "event_id"> & { created: Created[] }> {
-  const { update, objects, eventId } = input;
-  const created: Created[] = [];
-  const now = deps.now();
-  const skipped: Skip[] = [];
-  const taskStatus = toTaskStatus(update.status);
-  if (taskStatus === undefined) {
-    return {
-      deliveries: [],
-      skipped: [{ reason: "unmapped_status", status: update.status }],
-      created,
-    };
-  }
-  if (objects.length === 0) {
-    return {
-      deliveries: [],
-      skipped: [{ reason: "no_mapping", step_id: update.step_id }],
-      created,
-    };
-  }
-  const byUrl = new Map<string, StepObject[]>();
-  for (const o of objects) {
-    if (!o.target?.url) {
-      skipped.push({
-        reason: "no_target",
-        object_type: o.object_type,
-        object_id: o.object_id,
-      });
-    } else byUrl.set(o.target.url, [...(byUrl.get(o.target.url) ?? []), o]);
-  }
-  const groups = [...byUrl].map(([url, objs]) => ({
-    url,
-    objs,
-    tid: targetId(url),
-  }));
-  const read = await _getAll<unknown>(deps.kv, [
-    ...groups.map((g) => keys.targetKey(g.tid)),
-    ...groups.map((g) => keys.dedupeKey(update.step_id, taskStatus, g.tid)),
-  ]);
-  const targets = read.slice(0, groups.length) as Deno.KvEntryMaybe<
-    TargetRecord
-  >[];
-  const dedupes = read.slice(groups.length) as Deno.KvEntryMaybe<string>[];
-  const deliveries: Answer["deliveries"] = [];
-  groups.forEach(({ url, objs, tid }, i) => {
-    const target = targets[i]!;
-    const dedupe = dedupes[i]!;
-    if (target.value?.disabled_at) {
-      skipped.push({
-        reason: "target_disabled",
-        url,
-        target_id: tid,
-        detail: target.value.disabled_reason,
-      });
-      return;
-    }
-    if (dedupe.value) {
-      skipped.push({
-        reason: "already_delivered",
-        url,
-        delivery_id: dedupe.value,
-      });
-      return;
-    }
-    const first = objs[0]!;
-    const id = newId("msg", now);
-    const record: DeliveryRecord = {
-      id,
-      event_id: eventId,
-      url,
-      target_id: tid,
-      step_id: update.step_id,
-      task_status: taskStatus,
-      objects: objs.map((o) => ({
-        object_type: o.object_type,
-        object_id: o.object_id,
-      })),
-      auth: first.target!.auth,
-      status: "pending",
-      attempts: 0,
-      cycle: 1,
-      cycle_attempts: 0,
-      next_attempt_at: now,
-      lease_until: input.leaseMs === undefined ? null : now + input.leaseMs,
-      created_at: now,
-      updated_at: now,
-      delivered_at: null,
-      dead_at: null,
-      last_error: null,
-      last_status_code: null,
-    };
-    const payload = buildPayload({
-      deliveryId: id,
-      stepId: update.step_id,
-      taskType: first.task_type,
-      taskStatus,
-      timestamp: update.completed_at ?? new Date(now).toISOString(),
-      operationId: first.operation_id,
-      contextId: first.context_id,
-      token: first.target!.token,
-      result: update.result,
-      objects: record.objects,
-      message: update.message,
-      error: update.error,
-    });
-    if (!target.value) {
-      const fresh: TargetRecord = {
-        id: tid,
-        url,
-        disabled_at: null,
-        disabled_reason: null,
-      };
-      op.check(target).set(keys.targetKey(tid), fresh);
-    }
-    op.check(dedupe).set(keys.dedupeKey(update.step_id, taskStatus, tid), id);
-    create(op, record, payload, { queue: deps.queue, now });
-    deliveries.push({ id, url, status: record.status });
-    created.push({ record, payload });
-  });
-  return { deliveries, skipped, created };
-}
-
-async function _getAll<T>(
-  kv: Deno.Kv,
-  list: readonly (readonly Deno.KvKeyPart[])[],
-): Promise<Deno.KvEntryMaybe<T>[]> {
-  const out: Deno.KvEntryMaybe<T>[] = [];
-  for (let i = 0; i < list.length; i += 10) {
-    out.push(...await kv.getMany<T[]>(list.slice(i, i + 10) as Deno.KvKey[]));
   }
   return out;
 }

@@ -1,5 +1,5 @@
 /** The sales agent sync's decision log lines. */
-import type { Answer } from "./intake.ts";
+import type { Answer } from "./plan_step.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { resolveStep } from "./resolve.ts";

@@ -4,7 +4,7 @@
  * (step, status) processed once, every decision logged with its trace id.
  */
 import { z } from "zod";
-import { type Answer, planStep, type Skip } from "./intake.ts";
+import { type Answer, planStep, type Skip } from "./plan_step.ts";
 import { newId } from "./ids.ts";
 import * as keys from "./keys.ts";
 import type { Logger } from "./log.ts";
