@@ -8,7 +8,12 @@ import type { Metrics } from "./metrics.ts";
 import { earlierOpen, releaseNext } from "./ordering.ts";
 import { getDelivery, transition } from "./store.ts";
 import { gate, type HealthConfig } from "./targets.ts";
-import { type DeliveryRecord, dueAt, type TargetRecord } from "./types.ts";
+import {
+  type DeliveryRecord,
+  dueAt,
+  isOpen,
+  type TargetRecord,
+} from "./types.ts";
 
 /** What admission needs; a subset of the worker's deps. */
 export interface AdmissionDeps {
@@ -115,7 +120,7 @@ export async function holdDelivery(
     // The earlier one may have ended since it was read, its release finding this one
     // still leased: release it now rather than at the fallback wake-up.
     const earlier = (await getDelivery(deps.kv, hold.after)).value;
-    if (earlier && dueAt(earlier) === null) {
+    if (earlier && !isOpen(earlier)) {
       return await releaseNext(deps, earlier);
     }
   }

@@ -10,7 +10,7 @@ import { recordTargetOutcome, type TargetOutcome } from "./targets.ts";
 import {
   type AttemptRecord,
   type DeliveryRecord,
-  dueAt,
+  isOpen,
   type TargetRecord,
 } from "./types.ts";
 import type { HeldDelivery, WorkerDeps } from "./worker.ts";
@@ -106,7 +106,7 @@ export async function sendAndRecord(
     record.target_id,
     _targetOutcome(verdict.kind, result),
   );
-  if (next.status === "succeeded" || next.status === "dead") {
+  if (!isOpen(next)) {
     deps.metrics.inc("relay_deliveries_total", { outcome: next.status });
     return await releaseNext(deps, next);
   }
@@ -128,7 +128,7 @@ async function _superseded(
   const current = await getDelivery(deps.kv, id);
   const value = current.value;
   if (
-    value && dueAt(value) !== null && value.lease_until === leased.lease_until
+    value && isOpen(value) && value.lease_until === leased.lease_until
   ) {
     const due: DeliveryRecord = {
       ...value,

@@ -5,10 +5,10 @@
  */
 import * as keys from "./keys.ts";
 import { getDelivery, transition } from "./store.ts";
-import { type DeliveryRecord, dueAt } from "./types.ts";
+import { type DeliveryRecord, dueAt, isOpen } from "./types.ts";
 
 const _open = (r: DeliveryRecord | null): r is DeliveryRecord =>
-  r !== null && r.status !== "succeeded" && r.status !== "dead";
+  r !== null && isOpen(r);
 
 async function _siblings(
   kv: Deno.Kv,

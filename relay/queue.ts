@@ -7,6 +7,9 @@ const Message = z.discriminatedUnion("type", [
   z.object({ type: z.literal("deliver"), v: z.literal(1), id: z.string() }),
 ]);
 
+/** The one queue message the relay sends itself: "look at this delivery". */
+export type DeliverMessage = z.infer<typeof Message>;
+
 /**
  * Creates the handler `main.ts` passes to `kv.listenQueue` once.
  *

@@ -3,20 +3,15 @@
  * with every state change. Functions take `kv` (or an atomic operation) first.
  */
 import * as keys from "./keys.ts";
+import type { DeliverMessage } from "./queue.ts";
 import type { AtomicWriter } from "./write_set.ts";
 import {
   type AttemptRecord,
   type DeliveryRecord,
   type DeliveryStatus,
   dueAt,
+  isOpen,
 } from "./types.ts";
-
-/** The one queue message the relay sends itself: "look at this delivery". */
-export interface DeliverMessage {
-  type: "deliver";
-  v: 1;
-  id: string;
-}
 
 const CHUNK = 60_000;
 /**
@@ -26,8 +21,7 @@ const CHUNK = 60_000;
 export const MAX_WAKE_DELAY_MS = 30 * 24 * 3600 * 1000;
 const _encoder = new TextEncoder();
 const _decoder = new TextDecoder();
-const _isOpen = (r: DeliveryRecord | null) =>
-  r !== null && r.status !== "succeeded" && r.status !== "dead";
+const _isOpen = (r: DeliveryRecord | null) => r !== null && isOpen(r);
 
 /**
  * Adds to `op` every mutation that moves a delivery from `before` to `after`: the

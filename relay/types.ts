@@ -83,8 +83,23 @@ export interface TargetRecord {
   circuit_open_until?: number | null;
 }
 
-/** Due time of a delivery: its lease while in flight, else its next attempt. */
+/**
+ * Whether a delivery is still open (neither succeeded nor dead).
+ *
+ * @param record The delivery.
+ * @returns True while more attempts may be made.
+ */
+export function isOpen(record: DeliveryRecord): boolean {
+  return record.status !== "succeeded" && record.status !== "dead";
+}
+
+/**
+ * Due time of a delivery: its lease while in flight, else its next attempt.
+ *
+ * @param record The delivery.
+ * @returns Milliseconds since the epoch, or null once it has ended.
+ */
 export function dueAt(record: DeliveryRecord): number | null {
-  if (record.status === "succeeded" || record.status === "dead") return null;
+  if (!isOpen(record)) return null;
   return record.lease_until ?? record.next_attempt_at;
 }

@@ -8,7 +8,7 @@ import type { Logger } from "./log.ts";
 import type { WriteBackEntry } from "./pg_sync.ts";
 import type { StepSource, WriteBackRow } from "./source.ts";
 import { readPayload } from "./store.ts";
-import type { DeliveryRecord, DeliveryStatus } from "./types.ts";
+import { type DeliveryRecord, type DeliveryStatus, isOpen } from "./types.ts";
 
 /** How relay statuses are written to `webhook_deliveries.status`. */
 export const WRITE_BACK_STATUS: Record<DeliveryStatus, string> = {
@@ -77,7 +77,7 @@ export async function writeBackPass(
       return done;
     }
     done.written++;
-    const ended = record.status === "succeeded" || record.status === "dead";
+    const ended = !isOpen(record);
     const op = deps.kv.atomic().check(entry);
     if (ended) op.delete(entry.key);
     else {
