@@ -238,6 +238,7 @@ Deno.test("/openapi.json documents the events route", async () => {
   assert.ok(doc.paths["/v1/events"].post);
   assert.ok(doc.paths["/v1/deliveries/{id}"].get);
   assert.ok(doc.paths["/healthz"].get);
+  assert.ok(doc.paths["/v1/explain/{object_type}/{object_id}"].get);
   assert.ok(doc.paths["/metrics"].get);
   assert.ok(doc.components.schemas.PushNotificationConfig);
 });
