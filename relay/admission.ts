@@ -39,29 +39,35 @@ export type Hold =
  * @param deps KV and the health config.
  * @param record The delivery about to be attempted.
  * @param now Milliseconds since the epoch.
- * @returns A hold, or the probe to claim, or neither (go ahead).
+ * @returns A hold, or the probe to claim, or neither (go ahead), with whether the
+ *   target had no failures recorded (then a success has nothing to update).
  */
 export async function admit(
   deps: Pick<AdmissionDeps, "kv" | "config">,
   record: DeliveryRecord,
   now: number,
-): Promise<{ hold?: Hold; probe?: Deno.KvEntry<TargetRecord> }> {
-  const target = await deps.kv.get<TargetRecord>(
-    keys.targetKey(record.target_id),
-  );
+): Promise<
+  { hold?: Hold; probe?: Deno.KvEntry<TargetRecord>; healthy?: boolean }
+> {
+  // Both reads at once: the ordering scan is wasted only when the gate holds.
+  const [target, earlier] = await Promise.all([
+    deps.kv.get<TargetRecord>(keys.targetKey(record.target_id)),
+    earlierOpen(deps.kv, record),
+  ]);
   const admission = gate(target.value, now, deps.config);
   if (admission.kind === "disabled" || admission.kind === "wait") {
     return { hold: admission };
   }
-  const earlier = await earlierOpen(deps.kv, record);
   if (earlier) {
     // Released as soon as the earlier one ends; this is only the fallback wake-up.
     const until = Math.max(dueAt(earlier) ?? now, now + 1000);
     return { hold: { kind: "ordered", until, after: earlier.id } };
   }
-  return admission.kind === "probe" && target.value
-    ? { probe: target as Deno.KvEntry<TargetRecord> }
-    : {};
+  if (admission.kind === "probe" && target.value) {
+    return { probe: target as Deno.KvEntry<TargetRecord> };
+  }
+  const t = target.value;
+  return { healthy: !t?.consecutive_failures && !t?.circuit_open_until };
 }
 
 /**

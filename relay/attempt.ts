@@ -59,7 +59,10 @@ export async function attemptDue(
     record: leased,
     payload,
     versionstamp: claimed.versionstamp,
-  }, admission.probe ? _keep : freeTarget);
+  }, {
+    freeTarget: admission.probe ? _keep : freeTarget,
+    targetHealthy: admission.healthy === true,
+  });
 }
 
 /** A probe's success clears the circuit: the slot is kept until that is recorded. */
@@ -97,9 +100,8 @@ export async function attemptLeased(
     );
     if (!(await probe.commit()).ok) return;
   }
-  return await sendAndRecord(
-    deps,
-    held,
-    admission.probe ? _keep : freeTarget,
-  );
+  return await sendAndRecord(deps, held, {
+    freeTarget: admission.probe ? _keep : freeTarget,
+    targetHealthy: admission.healthy === true,
+  });
 }

@@ -22,14 +22,16 @@ import { WriteSet } from "./write_set.ts";
  *
  * @param deps The worker's deps.
  * @param held The leased record, its payload and the lease's versionstamp.
- * @param freeTarget Frees the target's slot.
+ * @param opts `freeTarget` frees the target's slot; `targetHealthy` says admission
+ *   saw no failures on the target, so a success leaves its health as it is.
  * @returns The id of a delivery its end made due, if any.
  */
 export async function sendAndRecord(
   deps: WorkerDeps,
   held: HeldDelivery,
-  freeTarget: () => void,
+  opts: { freeTarget: () => void; targetHealthy: boolean },
 ): Promise<string | undefined> {
+  const { freeTarget } = opts;
   const { record, payload: body } = held;
   const id = record.id;
   const started = deps.now();
@@ -101,11 +103,14 @@ export async function sendAndRecord(
     return await _superseded(deps, record, attempt, finished);
   }
   deps.log.info("attempt", fields);
-  await recordTargetOutcome(
-    { kv: deps.kv, now: deps.now, cfg: deps.config, log: deps.log },
-    record.target_id,
-    _targetOutcome(verdict.kind, result),
-  );
+  const unchanged = verdict.kind === "success" && opts.targetHealthy;
+  if (!unchanged) {
+    await recordTargetOutcome(
+      { kv: deps.kv, now: deps.now, cfg: deps.config, log: deps.log },
+      record.target_id,
+      _targetOutcome(verdict.kind, result),
+    );
+  }
   if (!isOpen(next)) {
     deps.metrics.inc("relay_deliveries_total", { outcome: next.status });
     return await releaseNext(deps, next);
