@@ -1,7 +1,10 @@
 /** Delivery inspection and replay: /v1/deliveries… */
 import { createRoute, z } from "@hono/zod-openapi";
-import { recoverDead, redeliver } from "../relay/replay.ts";
-import { DeliveryNotFoundError } from "../relay/replay.ts";
+import {
+  DeliveryNotFoundError,
+  recoverDead,
+  redeliver,
+} from "../relay/replay.ts";
 import {
   getDelivery,
   listAttempts,
