@@ -18,10 +18,6 @@ export const statusIndexKey = (status: string, id: string) =>
   ["deliveries_by_status", status, id] as const;
 export const statusIndexPrefix = (status: string) =>
   ["deliveries_by_status", status] as const;
-export const stepIndexKey = (stepId: string, id: string) =>
-  ["deliveries_by_step", stepId, id] as const;
-export const stepIndexPrefix = (stepId: string) =>
-  ["deliveries_by_step", stepId] as const;
 export const objectIndexKey = (objectId: string, id: string) =>
   ["deliveries_by_object", objectId, id] as const;
 export const objectIndexPrefix = (objectId: string) =>
@@ -31,6 +27,9 @@ export const dedupeKey = (
   taskStatus: string,
   targetId: string,
 ) => ["deliveries_by_dedupe", stepId, taskStatus, targetId] as const;
+/** Every delivery of a step: the dedupe keys double as the step's index. */
+export const dedupePrefix = (stepId: string) =>
+  ["deliveries_by_dedupe", stepId] as const;
 export const stepObjectKey = (stepId: string, type: string, objectId: string) =>
   ["step_objects", stepId, type, objectId] as const;
 export const stepObjectsPrefix = (stepId: string) =>

@@ -3,8 +3,7 @@
  * earlier one for the same step and target URL (say `working`) is still open, and is
  * released the moment the earlier one ends.
  */
-import * as keys from "./keys.ts";
-import { getDelivery, transition } from "./store.ts";
+import { getDelivery, stepDeliveries, transition } from "./store.ts";
 import { type DeliveryRecord, dueAt, isOpen } from "./types.ts";
 
 const _open = (r: DeliveryRecord | null): r is DeliveryRecord =>
@@ -15,16 +14,12 @@ async function _siblings(
   record: DeliveryRecord,
   side: "before" | "after",
 ): Promise<Deno.KvEntryMaybe<DeliveryRecord>[]> {
-  const prefix = keys.stepIndexPrefix(record.step_id);
-  const here = keys.stepIndexKey(record.step_id, record.id);
-  const selector = side === "before"
-    ? { prefix, end: here }
-    : { prefix, start: [...here, ""] };
+  const ids = (await stepDeliveries(kv, record.step_id)).filter((d) =>
+    d.target_id === record.target_id &&
+    (side === "before" ? d.id < record.id : d.id > record.id)
+  );
   const out: Deno.KvEntryMaybe<DeliveryRecord>[] = [];
-  for await (const e of kv.list<string>(selector)) {
-    const sibling = await getDelivery(kv, e.value);
-    if (sibling.value?.target_id === record.target_id) out.push(sibling);
-  }
+  for (const { id } of ids) out.push(await getDelivery(kv, id));
   return out;
 }
 

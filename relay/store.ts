@@ -89,7 +89,6 @@ export function create<Op extends AtomicWriter>(
       bytes.subarray(i * CHUNK, (i + 1) * CHUNK),
     );
   }
-  op.set(keys.stepIndexKey(record.step_id, record.id), record.id);
   for (const o of record.objects) {
     op.set(keys.objectIndexKey(o.object_id, record.id), record.id);
   }
@@ -170,10 +169,11 @@ export async function listDeliveries(
   kv: Deno.Kv,
   filter: ListFilter,
 ): Promise<{ items: DeliveryRecord[]; next_cursor: string | null }> {
+  if (filter.object_id === undefined && filter.step_id !== undefined) {
+    return await _listStep(kv, filter.step_id, filter);
+  }
   const prefix: readonly string[] = filter.object_id !== undefined
     ? keys.objectIndexPrefix(filter.object_id)
-    : filter.step_id !== undefined
-    ? keys.stepIndexPrefix(filter.step_id)
     : filter.status !== undefined
     ? keys.statusIndexPrefix(filter.status)
     : keys.deliveriesPrefix;
@@ -195,6 +195,46 @@ export async function listDeliveries(
   const more = items.length > filter.limit;
   if (more) items.pop();
   return { items, next_cursor: more ? items[items.length - 1]!.id : null };
+}
+
+async function _listStep(
+  kv: Deno.Kv,
+  stepId: string,
+  filter: ListFilter,
+): Promise<{ items: DeliveryRecord[]; next_cursor: string | null }> {
+  const ids = (await stepDeliveries(kv, stepId)).map((d) => d.id).reverse()
+    .filter((id) => filter.cursor === undefined || id < filter.cursor);
+  const items: DeliveryRecord[] = [];
+  for (const id of ids) {
+    const record = (await getDelivery(kv, id)).value;
+    if (!record || !_matches(record, filter)) continue;
+    items.push(record);
+    if (items.length > filter.limit) break;
+  }
+  const more = items.length > filter.limit;
+  if (more) items.pop();
+  return { items, next_cursor: more ? items[items.length - 1]!.id : null };
+}
+
+/**
+ * Every delivery made for a step, read from its dedupe keys (one per task status and
+ * target, made with the delivery), without reading the deliveries.
+ *
+ * @param kv The store.
+ * @param stepId The workflow step.
+ * @returns Ids and targets, oldest first.
+ */
+export async function stepDeliveries(
+  kv: Deno.Kv,
+  stepId: string,
+): Promise<{ id: string; target_id: string }[]> {
+  const out: { id: string; target_id: string }[] = [];
+  for await (
+    const e of kv.list<string>({ prefix: keys.dedupePrefix(stepId) })
+  ) {
+    out.push({ id: e.value, target_id: String(e.key[e.key.length - 1]) });
+  }
+  return out.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 function _matches(r: DeliveryRecord, f: ListFilter): boolean {

@@ -130,3 +130,49 @@ Deno.test("redeliver starts a fresh cycle with the same webhook-id; recover re-q
   assert.match(metrics, /relay_queue_depth 0/);
   assert.match(metrics, /relay_attempt_duration_ms_count 6/);
 });
+
+Deno.test("GET /v1/deliveries?step_id= pages through every delivery of a step, newest first, and filters by status", async () => {
+  await using store = await openTestKv();
+  await using a = startReceiver();
+  await using b = startReceiver();
+  await using relay = startTestRelay(store.kv);
+  await relay.post("/v1/events", mediaBuy(a.url, { step_id: "step_9" }));
+  await relay.post(
+    "/v1/events",
+    mediaBuy(b.url, { step_id: "step_9", media_buy_id: "mb_2" }),
+  );
+  await relay.post("/v1/events", mediaBuy(a.url, { step_id: "step_other" }));
+  const made: string[] = [];
+  for (const status of ["working", "input-required", "completed"]) {
+    const answer = await (await relay.post(
+      "/v1/events",
+      stepUpdate({ step_id: "step_9", status }),
+    )).json();
+    made.push(...answer.deliveries.map((d: { id: string }) => d.id));
+  }
+  await relay.post("/v1/events", stepUpdate({ step_id: "step_other" }));
+  assert.equal(made.length, 6);
+  // Later statuses wait for earlier ones per target, so some arrive after a hold.
+  await waitFor(
+    () => a.verified().length + b.verified().length === 7,
+    { what: "every delivery" },
+  );
+  const seen: string[] = [];
+  let cursor = "";
+  for (let page = 0; page < 5; page++) {
+    const body = await (await relay.get(
+      `/v1/deliveries?step_id=step_9&limit=4${cursor}`,
+    )).json();
+    seen.push(...body.items.map((d: { id: string }) => d.id));
+    if (!body.next_cursor) break;
+    cursor = `&cursor=${body.next_cursor}`;
+  }
+  assert.deepEqual(seen, [...made].sort().reverse());
+  const completed = await (await relay.get(
+    "/v1/deliveries?step_id=step_9&status=succeeded&limit=100",
+  )).json();
+  assert.equal(completed.items.length, 6);
+  assert.ok(
+    completed.items.every((d: { step_id: string }) => d.step_id === "step_9"),
+  );
+});
