@@ -8,7 +8,7 @@
  * keys never share a commit, and when a shared commit fails a check (or a KV limit),
  * each of its write sets is committed again on its own and gets its own answer.
  */
-import type { WriteSet } from "./write_set.ts";
+import { mergeWriteSets, type WriteSet } from "./write_set.ts";
 
 /** Commits write sets, sharing commits between concurrent callers. */
 export interface GroupCommitter {
@@ -134,11 +134,9 @@ async function _commitBatch(kv: Deno.Kv, batch: Pending[]): Promise<void> {
   if (batch.length > 1) {
     // A write set KV refuses while it is built (e.g. a queue delay over 30 days)
     // throws in applyTo: then, as on any failure, each is committed on its own.
-    const res = await Promise.resolve().then(() => {
-      const op = kv.atomic();
-      for (const p of batch) p.writes.applyTo(op);
-      return op.commit();
-    }).catch(() => null);
+    const res = await Promise.resolve().then(() =>
+      mergeWriteSets(batch.map((p) => p.writes)).applyTo(kv.atomic()).commit()
+    ).catch(() => null);
     if (res?.ok) {
       for (const p of batch) p.done.resolve(res);
       return;

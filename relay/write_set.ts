@@ -66,3 +66,45 @@ export class WriteSet implements AtomicWriter {
     return op;
   }
 }
+
+const U64 = 1n << 64n;
+
+/**
+ * One write set doing what all of `sets` do, for a shared commit. Sums on a key
+ * that nothing else in the sets writes become one sum (a counter moved by every
+ * delivery in a batch is written once, not once per delivery).
+ *
+ * @param sets The write sets, in order.
+ * @returns Their union.
+ */
+export function mergeWriteSets(sets: readonly WriteSet[]): WriteSet {
+  const merged = new WriteSet();
+  const id = (key: Deno.KvKey) => JSON.stringify(key, _bigints);
+  const written = new Set<string>();
+  for (const s of sets) {
+    for (const m of s.mutations) if (m.type !== "sum") written.add(id(m.key));
+  }
+  const sums = new Map<string, { key: Deno.KvKey; total: bigint }>();
+  for (const s of sets) {
+    merged.checks.push(...s.checks);
+    merged.enqueues.push(...s.enqueues);
+    for (const m of s.mutations) {
+      const k = id(m.key);
+      if (m.type !== "sum" || written.has(k)) {
+        merged.mutations.push(m);
+        continue;
+      }
+      const sum = sums.get(k) ?? { key: m.key, total: 0n };
+      sum.total = (sum.total + m.value.value) % U64;
+      sums.set(k, sum);
+    }
+  }
+  for (const { key, total } of sums.values()) {
+    if (total !== 0n) merged.sum(key, total);
+  }
+  return merged;
+}
+
+function _bigints(_: string, v: unknown) {
+  return typeof v === "bigint" ? `${v}n` : v;
+}

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createGroupCommitter } from "../../relay/group_commit.ts";
-import { WriteSet } from "../../relay/write_set.ts";
+import { mergeWriteSets, WriteSet } from "../../relay/write_set.ts";
 import { openTestKv } from "../_helpers.ts";
 
 const stamps = (results: { ok: boolean; versionstamp?: string }[]) =>
@@ -145,4 +145,53 @@ Deno.test("createGroupCommitter() answers every caller when one write set cannot
     ),
   );
   assert.deepEqual(values, [1, 1, 1, 1, null]);
+});
+
+Deno.test("createGroupCommitter() adds up every write set's sums on a shared counter", async () => {
+  await using store = await openTestKv();
+  const committer = createGroupCommitter(store.kv);
+  const minusOne = (1n << 64n) - 1n;
+  // 1 alone, then 30 together: 20 up and 10 down, each with its own record.
+  const results = await Promise.all(
+    Array.from({ length: 31 }, (_, i) =>
+      committer.commit(
+        new WriteSet().set(["rec", i], i).sum(
+          ["count"],
+          i > 0 && i % 3 === 0 ? minusOne : 1n,
+        ),
+      )),
+  );
+  assert.ok(results.every((r) => r.ok));
+  assert.equal(stamps(results.slice(1)), 1);
+  const count = await store.kv.get<Deno.KvU64>(["count"]);
+  assert.equal(count.value?.value, 21n - 10n);
+  assert.equal(
+    (await Array.fromAsync(store.kv.list({ prefix: ["rec"] }))).length,
+    31,
+  );
+});
+
+Deno.test("mergeWriteSets() turns sums on a key nothing else writes into one sum, and keeps the rest in order", () => {
+  const merged = mergeWriteSets([
+    new WriteSet().check({ key: ["a"], versionstamp: null }).set(["a"], 1)
+      .sum(["count"], 1n),
+    new WriteSet().sum(["count"], 2n).sum(["mixed"], 1n),
+    new WriteSet().delete(["mixed"]).sum(["count"], (1n << 64n) - 3n),
+  ]);
+  assert.deepEqual(merged.checks, [{ key: ["a"], versionstamp: null }]);
+  assert.deepEqual(
+    merged.mutations.map((m) => [m.type, m.key]),
+    [["set", ["a"]], ["sum", ["mixed"]], ["delete", ["mixed"]]],
+    "the count's sums add up to 0: no mutation at all",
+  );
+  const two = mergeWriteSets([
+    new WriteSet().sum(["count"], 1n),
+    new WriteSet().sum(["count"], 1n),
+  ]);
+  assert.deepEqual(
+    two.mutations.map((
+      m,
+    ) => [m.type, m.key, (m as { value: Deno.KvU64 }).value.value]),
+    [["sum", ["count"], 2n]],
+  );
 });
