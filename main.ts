@@ -7,6 +7,7 @@
 import { type Config, ConfigError, loadConfig, type Mode } from "./config.ts";
 import { settingKey } from "./relay/keys.ts";
 import { createGroupCommitter } from "./relay/group_commit.ts";
+import { createTargetCache } from "./relay/target_cache.ts";
 import { createLogger, type Logger } from "./relay/log.ts";
 import { Metrics } from "./relay/metrics.ts";
 import { createQueueHandler } from "./relay/queue.ts";
@@ -49,6 +50,7 @@ if (!config.apiToken) {
 
 const metrics = new Metrics();
 const committer = createGroupCommitter(kv);
+const targets = createTargetCache(kv, { now: Date.now });
 const policy = {
   allowPrivate: config.allowPrivateTargets,
   allowlist: config.targetAllowlist,
@@ -64,6 +66,7 @@ const worker = createDeliveryWorker({
   log,
   metrics,
   committer,
+  targets,
 });
 if (config.queue === "kv") kv.listenQueue(createQueueHandler({ worker, log }));
 
@@ -89,6 +92,7 @@ const app = createApp({
   log,
   metrics,
   committer,
+  targets,
   queue: config.queue === "kv",
   worker,
   apiToken: config.apiToken,
@@ -144,6 +148,7 @@ function startPg(url: string, config: Config) {
     metrics,
     queue: config.queue === "kv",
     worker,
+    targets,
     overlapMs: config.pgOverlapMs,
     ...resolveOpts,
   });

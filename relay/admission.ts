@@ -7,6 +7,7 @@ import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { earlierOpen, releaseNext } from "./ordering.ts";
 import { getDelivery, transition } from "./store.ts";
+import type { TargetCache } from "./target_cache.ts";
 import { gate, type HealthConfig } from "./targets.ts";
 import {
   type DeliveryRecord,
@@ -24,6 +25,8 @@ export interface AdmissionDeps {
   queue: boolean;
   log: Logger;
   metrics: Metrics;
+  /** Serves target reads from memory; without it they go to KV. */
+  targets?: TargetCache;
 }
 
 /** Why a delivery is not attempted now. */
@@ -36,25 +39,30 @@ export type Hold =
  * Whether a delivery may be attempted now: its target's health gate, then per-task
  * ordering. A half-open circuit's probe is returned for the caller to claim.
  *
- * @param deps KV and the health config.
+ * @param deps KV, the health config and the target cache, if any.
  * @param record The delivery about to be attempted.
  * @param now Milliseconds since the epoch.
  * @returns A hold, or the probe to claim, or neither (go ahead), with whether the
  *   target had no failures recorded (then a success has nothing to update).
  */
 export async function admit(
-  deps: Pick<AdmissionDeps, "kv" | "config">,
+  deps: Pick<AdmissionDeps, "kv" | "config" | "targets">,
   record: DeliveryRecord,
   now: number,
 ): Promise<
   { hold?: Hold; probe?: Deno.KvEntry<TargetRecord>; healthy?: boolean }
 > {
   // Both reads at once: the ordering scan is wasted only when the gate holds.
-  const [target, earlier] = await Promise.all([
-    deps.kv.get<TargetRecord>(keys.targetKey(record.target_id)),
+  let [target, earlier] = await Promise.all([
+    _readTarget(deps, record.target_id, false),
     earlierOpen(deps.kv, record),
   ]);
-  const admission = gate(target.value, now, deps.config);
+  let admission = gate(target.value, now, deps.config);
+  if (admission.kind !== "go" && deps.targets) {
+    // Holding or probing is decided on the record as stored, not as remembered.
+    target = await _readTarget(deps, record.target_id, true);
+    admission = gate(target.value, now, deps.config);
+  }
   if (admission.kind === "disabled" || admission.kind === "wait") {
     return { hold: admission };
   }
@@ -68,6 +76,16 @@ export async function admit(
   }
   const t = target.value;
   return { healthy: !t?.consecutive_failures && !t?.circuit_open_until };
+}
+
+async function _readTarget(
+  deps: Pick<AdmissionDeps, "kv" | "targets">,
+  id: string,
+  fresh: boolean,
+): Promise<Deno.KvEntryMaybe<TargetRecord>> {
+  if (!deps.targets) return await deps.kv.get<TargetRecord>(keys.targetKey(id));
+  const [entry] = await deps.targets.read([id], { fresh });
+  return entry!;
 }
 
 /**

@@ -5,7 +5,7 @@ import { commitWrites } from "./group_commit.ts";
 import * as keys from "./keys.ts";
 import { readPayload, transition } from "./store.ts";
 import { type DeliveryRecord, dueAt } from "./types.ts";
-import type { HeldDelivery, WorkerDeps } from "./worker.ts";
+import type { AttemptSlots, HeldDelivery, WorkerDeps } from "./worker.ts";
 import { WriteSet } from "./write_set.ts";
 
 /** What a lease adds to the attempt timeout, for the outcome's commit. */
@@ -17,13 +17,13 @@ export const LEASE_MARGIN_MS = 2000;
  *
  * @param deps The worker's deps.
  * @param entry The delivery as read.
- * @param freeTarget Frees the target's slot once it is no longer needed.
+ * @param free Frees the attempt's slots once they are no longer needed.
  * @returns The id of a delivery its end made due, if any.
  */
 export async function attemptDue(
   deps: WorkerDeps,
   entry: Deno.KvEntry<DeliveryRecord>,
-  freeTarget: () => void,
+  free: AttemptSlots,
 ): Promise<string | undefined> {
   const record = entry.value;
   const id = record.id;
@@ -60,7 +60,7 @@ export async function attemptDue(
     payload,
     versionstamp: claimed.versionstamp,
   }, {
-    freeTarget: admission.probe ? _keep : freeTarget,
+    free: admission.probe ? { ...free, target: _keep } : free,
     targetHealthy: admission.healthy === true,
   });
 }
@@ -74,13 +74,13 @@ const _keep = () => {};
  *
  * @param deps The worker's deps.
  * @param held The leased record, its payload and the lease's versionstamp.
- * @param freeTarget Frees the target's slot once it is no longer needed.
+ * @param free Frees the attempt's slots once they are no longer needed.
  * @returns The id of a delivery its end made due, if any.
  */
 export async function attemptLeased(
   deps: WorkerDeps,
   held: HeldDelivery,
-  freeTarget: () => void,
+  free: AttemptSlots,
 ): Promise<string | undefined> {
   const id = held.record.id;
   if (deps.now() + deps.config.timeoutMs >= held.record.lease_until!) {
@@ -101,7 +101,7 @@ export async function attemptLeased(
     if (!(await probe.commit()).ok) return;
   }
   return await sendAndRecord(deps, held, {
-    freeTarget: admission.probe ? _keep : freeTarget,
+    free: admission.probe ? { ...free, target: _keep } : free,
     targetHealthy: admission.healthy === true,
   });
 }

@@ -13,25 +13,26 @@ import {
   isOpen,
   type TargetRecord,
 } from "./types.ts";
-import type { HeldDelivery, WorkerDeps } from "./worker.ts";
+import type { AttemptSlots, HeldDelivery, WorkerDeps } from "./worker.ts";
 import { WriteSet } from "./write_set.ts";
 
 /**
- * Signs, POSTs and records the outcome of a delivery whose lease is held; calls
- * `freeTarget` as soon as the target's slot is no longer needed.
+ * Signs, POSTs and records the outcome of a delivery whose lease is held; frees the
+ * request slot when the exchange is over, and the target's slot as soon as it is no
+ * longer needed.
  *
  * @param deps The worker's deps.
  * @param held The leased record, its payload and the lease's versionstamp.
- * @param opts `freeTarget` frees the target's slot; `targetHealthy` says admission
+ * @param opts `free` frees the slots; `targetHealthy` says admission
  *   saw no failures on the target, so a success leaves its health as it is.
  * @returns The id of a delivery its end made due, if any.
  */
 export async function sendAndRecord(
   deps: WorkerDeps,
   held: HeldDelivery,
-  opts: { freeTarget: () => void; targetHealthy: boolean },
+  opts: { free: AttemptSlots; targetHealthy: boolean },
 ): Promise<string | undefined> {
-  const { freeTarget } = opts;
+  const { free } = opts;
   const { record, payload: body } = held;
   const id = record.id;
   const started = deps.now();
@@ -45,6 +46,7 @@ export async function sendAndRecord(
       auth: record.auth,
     }),
   });
+  free.request();
   const finished = deps.now();
   const { record: next, verdict } = settle(record, result, {
     now: finished,
@@ -55,7 +57,7 @@ export async function sendAndRecord(
   // A success cannot change what the gate says to the next attempt (it only resets
   // failures below the circuit threshold), so the target's slot is free already; any
   // other outcome keeps it until the target's health is recorded.
-  if (verdict.kind === "success") freeTarget();
+  if (verdict.kind === "success") free.target();
   const attempt: AttemptRecord = {
     n: next.attempts,
     cycle: next.cycle,
@@ -102,11 +104,18 @@ export async function sendAndRecord(
     deps.log.warn("attempt outcome superseded", fields);
     return await _superseded(deps, record, attempt, finished);
   }
+  if (verdict.kind === "gone") deps.targets?.forget(record.target_id);
   deps.log.info("attempt", fields);
   const unchanged = verdict.kind === "success" && opts.targetHealthy;
   if (!unchanged) {
     await recordTargetOutcome(
-      { kv: deps.kv, now: deps.now, cfg: deps.config, log: deps.log },
+      {
+        kv: deps.kv,
+        now: deps.now,
+        cfg: deps.config,
+        log: deps.log,
+        targets: deps.targets,
+      },
       record.target_id,
       _targetOutcome(verdict.kind, result),
     );

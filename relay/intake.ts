@@ -15,6 +15,7 @@ import type { Metrics } from "./metrics.ts";
 import { commitWrites, type GroupCommitter } from "./group_commit.ts";
 import type { PushTarget, StepObject } from "./types.ts";
 import { type Answer, type Created, planStep } from "./plan_step.ts";
+import type { TargetCache } from "./target_cache.ts";
 import type { HeldDelivery } from "./worker.ts";
 import { type AtomicWriter, WriteSet } from "./write_set.ts";
 
@@ -60,6 +61,8 @@ export interface IntakeDeps {
   leaseMs?: number;
   /** Shares KV commits between concurrent events; without it each commits alone. */
   committer?: GroupCommitter;
+  /** Serves target reads from memory; without it they go to KV. */
+  targets?: TargetCache;
 }
 
 /** Thrown when an `Idempotency-Key` is reused for a different request body. */
@@ -126,13 +129,22 @@ export async function acceptEvent(
       return { answer: earlier.answer, replayed: true, held: [] };
     }
     const eventId = newId("evt", deps.now());
+    // The first round only checks dedupe keys; a conflict means reading them.
+    const optimistic = round === 0;
     const op = new WriteSet();
     const { created, ...answer } = event.type === "media_buy.created"
-      ? await _recordMapping(deps, op, { eventId, event, objects, pending })
+      ? await _recordMapping(deps, op, {
+        eventId,
+        event,
+        objects,
+        pending,
+        optimistic,
+      })
       : await planStep(deps, op, {
         eventId,
         update: event,
         objects,
+        optimistic,
         leaseMs: deps.leaseMs,
       });
     const unmapped = event.type === "workflow_step.updated" &&
@@ -183,6 +195,7 @@ async function _recordMapping(
     event: MediaBuyCreated;
     objects: StepObject[];
     pending: PendingUpdate[];
+    optimistic: boolean;
   },
 ): Promise<Omit<Answer, "event_id"> & { created: Created[] }> {
   const { event, eventId } = input;
@@ -217,6 +230,7 @@ async function _recordMapping(
       eventId,
       update,
       objects,
+      optimistic: input.optimistic,
       leaseMs: deps.leaseMs,
     });
     answer.deliveries.push(...planned.deliveries);

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { type Answer, planStep, type Skip } from "./plan_step.ts";
+import type { TargetCache } from "./target_cache.ts";
 import { newId } from "./ids.ts";
 import * as keys from "./keys.ts";
 import type { Logger } from "./log.ts";
@@ -37,6 +38,8 @@ export interface PgSyncDeps {
    * recorded as skipped (`commit_failed`) so the cursor moves on; default 3.
    */
   maxStepFailures?: number;
+  /** Serves target reads from memory; without it they go to KV. */
+  targets?: TargetCache;
 }
 
 /** What the relay remembers of one (step, status) it processed from Postgres. */
@@ -175,6 +178,7 @@ export function createPgSync(deps: PgSyncDeps): PgSync {
             error: failed ? chain.step.error_message ?? undefined : undefined,
           },
           objects,
+          optimistic: round === 0,
         });
       const answer: Answer = {
         event_id: eventId,

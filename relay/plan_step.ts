@@ -10,6 +10,7 @@ import { buildPayload } from "./payload.ts";
 import { toTaskStatus } from "./status.ts";
 import { create } from "./store.ts";
 import type { DeliveryRecord, StepObject, TargetRecord } from "./types.ts";
+import type { TargetCache } from "./target_cache.ts";
 import type { AtomicWriter } from "./write_set.ts";
 
 /** Why no delivery was made for part of an event; `reason` is machine-readable. */
@@ -46,20 +47,31 @@ export function targetId(url: string): string {
  * to `op` with checks that no delivery for the same step, status and target exists.
  * Every object or URL that gets nothing is named in `skipped`.
  *
- * @param deps KV, clock and queue setting.
+ * With `optimistic`, the dedupe keys are not read, only checked: a duplicate (rare,
+ * as the event itself is deduplicated first) makes the commit fail, and the caller
+ * plans again without it, reading them (and the targets afresh) to name it.
+ *
+ * @param deps KV, clock, queue setting and the target cache, if any.
  * @param op The atomic operation (or write set) the caller commits.
- * @param input The event id, the update, the step's mapped objects and, to create
- *   the deliveries already leased by the caller, the lease length.
+ * @param input The event id, the update, the step's mapped objects, whether to
+ *   skip reading dedupe keys, and, to create the deliveries already leased by the caller, the
+ *   lease length.
  * @returns The deliveries and skips (without the event id), and each new record
  *   with its payload in `created`.
  */
 export async function planStep(
-  deps: { kv: Deno.Kv; now: () => number; queue: boolean },
+  deps: {
+    kv: Deno.Kv;
+    now: () => number;
+    queue: boolean;
+    targets?: TargetCache;
+  },
   op: AtomicWriter,
   input: {
     eventId: string;
     update: StepUpdated;
     objects: StepObject[];
+    optimistic?: boolean;
     leaseMs?: number;
   },
 ): Promise<Omit<Answer, "event_id"> & { created: Created[] }> {
@@ -97,18 +109,26 @@ export async function planStep(
     objs,
     tid: targetId(url),
   }));
-  const read = await _getAll<unknown>(deps.kv, [
-    ...groups.map((g) => keys.targetKey(g.tid)),
-    ...groups.map((g) => keys.dedupeKey(update.step_id, taskStatus, g.tid)),
+  const dedupeKeys = groups.map((g) =>
+    keys.dedupeKey(update.step_id, taskStatus, g.tid)
+  );
+  const [targets, dedupes] = await Promise.all([
+    deps.targets
+      ? deps.targets.read(groups.map((g) => g.tid), {
+        fresh: !input.optimistic,
+      })
+      : _getAll<TargetRecord>(
+        deps.kv,
+        groups.map((g) => keys.targetKey(g.tid)),
+      ),
+    input.optimistic
+      ? dedupeKeys.map((key) => ({ key, value: null, versionstamp: null }))
+      : _getAll<string>(deps.kv, dedupeKeys),
   ]);
-  const targets = read.slice(0, groups.length) as Deno.KvEntryMaybe<
-    TargetRecord
-  >[];
-  const dedupes = read.slice(groups.length) as Deno.KvEntryMaybe<string>[];
   const deliveries: Answer["deliveries"] = [];
   groups.forEach(({ url, objs, tid }, i) => {
     const target = targets[i]!;
-    const dedupe = dedupes[i]!;
+    const dedupe: Deno.KvEntryMaybe<string> = dedupes[i]!;
     if (target.value?.disabled_at) {
       skipped.push({
         reason: "target_disabled",

@@ -6,6 +6,7 @@
 import type { Config } from "../config.ts";
 import * as keys from "./keys.ts";
 import type { Logger } from "./log.ts";
+import type { TargetCache } from "./target_cache.ts";
 import type { TargetRecord } from "./types.ts";
 
 /** The settings health decisions use. */
@@ -110,12 +111,18 @@ export function afterAttempt(
 /**
  * Applies an attempt's outcome to its target, retrying on write conflicts.
  *
- * @param deps KV, clock, thresholds and logger.
+ * @param deps KV, clock, thresholds, logger and the target cache to update.
  * @param targetId The target.
  * @param outcome What the attempt said about it.
  */
 export async function recordTargetOutcome(
-  deps: { kv: Deno.Kv; now: () => number; cfg: HealthConfig; log: Logger },
+  deps: {
+    kv: Deno.Kv;
+    now: () => number;
+    cfg: HealthConfig;
+    log: Logger;
+    targets?: TargetCache;
+  },
   targetId: string,
   outcome: TargetOutcome,
 ): Promise<void> {
@@ -130,6 +137,7 @@ export async function recordTargetOutcome(
     const res = await deps.kv.atomic().check(entry).set(entry.key, next)
       .commit();
     if (!res.ok) continue;
+    deps.targets?.forget(targetId);
     if (next.disabled_at && !entry.value.disabled_at) {
       deps.log.warn("target disabled", {
         target_id: targetId,

@@ -10,6 +10,7 @@ import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Signer } from "./sign.ts";
 import { getDelivery } from "./store.ts";
+import type { TargetCache } from "./target_cache.ts";
 import { createTargetSlots } from "./target_slots.ts";
 import type { HealthConfig } from "./targets.ts";
 import { type DeliveryRecord, dueAt } from "./types.ts";
@@ -36,6 +37,8 @@ export interface WorkerDeps {
   metrics: Metrics;
   /** Shares outcome commits between concurrent attempts; without it each commits alone. */
   committer?: GroupCommitter;
+  /** Serves target reads from memory; without it they go to KV. */
+  targets?: TargetCache;
 }
 
 /** A delivery this process holds the lease of, as committed, with its body. */
@@ -44,6 +47,14 @@ export interface HeldDelivery {
   payload: string;
   /** The versionstamp of the commit that set the lease. */
   versionstamp: string;
+}
+
+/** Frees an attempt's slots early; each may be called more than once. */
+export interface AttemptSlots {
+  /** The target's slot, once nothing about the target is left to record. */
+  target(): void;
+  /** The global request slot, once the HTTP exchange is over. */
+  request(): void;
 }
 
 /** The worker's handle. */
@@ -97,30 +108,30 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
   let active = 0;
   let closed = false;
 
-  async function slot<T>(fn: () => Promise<T>): Promise<T> {
+  /** Takes a global request slot; the function returned frees it (once). */
+  async function requestSlot(): Promise<() => void> {
     while (active >= deps.config.concurrency) {
       await new Promise<void>((r) => waiting.push(r));
     }
     active++;
-    try {
-      return await fn();
-    } finally {
+    return _once(() => {
       active--;
       waiting.shift()?.();
-    }
+    });
   }
 
   /**
    * Runs `work` once per id at a time, inside a per-target slot, then a global one.
    * `wait`: wait for the target's slot however long its line (see `TargetSlots`).
-   * `work` gets a function that frees the target's slot early: once the HTTP
-   * exchange is over, recording its outcome needs no request slot at the target.
+   * `work` gets functions that free the slots early: once the HTTP exchange is over,
+   * recording its outcome is no request in flight (and, after a success, needs no
+   * slot at the target either).
    */
   function track<T>(
     id: string,
     opts: { wait: boolean },
     peek: () => Promise<{ target: string; value: T } | undefined>,
-    work: (value: T, freeTarget: () => void) => Promise<string | undefined>,
+    work: (value: T, free: AttemptSlots) => Promise<string | undefined>,
   ): Promise<void> {
     if (closed) return Promise.resolve();
     const running = inflight.get(id);
@@ -131,18 +142,19 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
         ? undefined
         : await targets.enter(found.target, opts);
       if (!leave) return;
-      let left = false;
-      const freeTarget = () => {
-        if (left) return;
-        left = true;
-        leave();
-      };
+      const target = _once(leave);
       try {
-        return await slot(() =>
-          closed ? Promise.resolve(undefined) : work(found!.value, freeTarget)
-        );
+        const request = await requestSlot();
+        try {
+          return closed ? undefined : await work(found!.value, {
+            target,
+            request,
+          });
+        } finally {
+          request();
+        }
       } finally {
-        freeTarget();
+        target();
       }
     })().finally(() => inflight.delete(id)).then((released) => {
       // After the delete, so `id` itself can be run again (a released fresh cycle).
@@ -174,7 +186,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
           value: entry as Deno.KvEntry<DeliveryRecord>,
         }
         : undefined;
-    }, (entry, freeTarget) => attemptDue(deps, entry, freeTarget));
+    }, (entry, free) => attemptDue(deps, entry, free));
   const kick = (id: string) => void run(id).catch(report(id));
 
   function pump() {
@@ -215,7 +227,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
         id,
         { wait: true },
         () => Promise.resolve({ target, value: held }),
-        (_held, freeTarget) => attemptLeased(deps, held, freeTarget),
+        (_held, free) => attemptLeased(deps, held, free),
       ).catch(report(id));
     },
     async idle() {
@@ -228,5 +240,14 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
       [line.length, lineAt] = [0, 0];
       lined.clear();
     },
+  };
+}
+
+function _once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
   };
 }

@@ -6,6 +6,7 @@ import type { Allowlist } from "../relay/ip_ranges.ts";
 import type { Explanation } from "../relay/explain.ts";
 import type { Logger } from "../relay/log.ts";
 import type { Metrics } from "../relay/metrics.ts";
+import type { TargetCache } from "../relay/target_cache.ts";
 import type { HealthConfig } from "../relay/targets.ts";
 import type { DeliveryWorker } from "../relay/worker.ts";
 import { createDeliveriesRoutes } from "./deliveries.ts";
@@ -27,6 +28,8 @@ export interface AppDeps {
   allowPrivateTargets: boolean;
   /** Shares KV commits between concurrent events. */
   committer?: GroupCommitter;
+  /** Target records in memory; intake reads them, the enable route updates them. */
+  targets?: TargetCache;
   /** Private ranges and hosts allowed in production. */
   targetAllowlist?: Allowlist;
   /** Circuit and disable thresholds, shown by `GET /v1/targets`. */

@@ -106,6 +106,7 @@ export function createTargetsRoutes(deps: AppDeps) {
         const res = await deps.kv.atomic().check(entry).set(entry.key, next)
           .commit();
         if (!res.ok) continue;
+        deps.targets?.forget(id);
         deps.log.info("target enabled", { target_id: id, url: next.url });
         return c.json(targetView(next, deps.now()), 200);
       }

@@ -4,6 +4,8 @@
  *
  * - limit:   pre-signed POSTs straight to the receiver (no relay);
  * - naive:   the textbook Deno KV design (`kv.enqueue` + `listenQueue` that POSTs);
+ * - passthrough: events to a server that answers 202 and forwards them signed,
+ *            storing nothing (the two HTTP hops of any relay, without durability);
  * - relay:   `POST /v1/events` to `main.ts dev` in its own process → verified receipt;
  * - db:      a step completed by SQL in the agent's Postgres → verified receipt, in
  *            notify and poll mode (`DATABASE_URL`'s server, else a throwaway cluster);
@@ -11,7 +13,7 @@
  *
  * Usage: `deno task bench [--quick] [--n 3000] [--light 200] [--concurrency 32]
  *   [--db-notify 100] [--db-poll 20] [--poll-ms 1000] [--backlog 100000]
- *   [--only limit,naive,relay,db,backlog] [--cpu-prof DIR]`
+ *   [--only limit,naive,passthrough,relay,db,backlog] [--cpu-prof DIR]`
  */
 import { parseArgs } from "node:util";
 import { runLimit, runNaive } from "./bench/baselines.ts";
@@ -19,6 +21,7 @@ import { startBenchReceiver } from "./bench/receiver.ts";
 import { runDb } from "./bench/db_phase.ts";
 import { runBacklog, runRelay } from "./bench/relay_phases.ts";
 import { round } from "./bench/measure.ts";
+import { runPassthrough } from "./bench/passthrough.ts";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -55,9 +58,9 @@ const sizes = {
   poll_ms: num(flags["poll-ms"], 1000),
 };
 const only = new Set(
-  (flags.only ?? "limit,naive,relay,db,backlog").split(",").map((s) =>
-    s.trim()
-  ),
+  (flags.only ?? "limit,naive,passthrough,relay,db,backlog").split(",").map((
+    s,
+  ) => s.trim()),
 );
 const timeoutMs = 600_000;
 const opts = { secret: SECRET, ...sizes, timeoutMs };
@@ -75,6 +78,10 @@ try {
   log(`sizes ${JSON.stringify(sizes)}`);
   const limit = await phase("limit", () => runLimit(receiver, opts));
   const naive = await phase("naive", () => runNaive(receiver, opts));
+  const passthrough = await phase(
+    "passthrough",
+    () => runPassthrough(receiver, opts),
+  );
   const relay = await phase(
     "relay",
     () => runRelay(receiver, { ...opts, cpuProfDir: flags["cpu-prof"] }),
@@ -106,7 +113,12 @@ try {
     "load p99 ms",
     "peak RSS MB",
   ]];
-  for (const [name, r] of [["limit", limit], ["naive", naive]] as const) {
+  const baselines = [
+    ["limit", limit],
+    ["naive", naive],
+    ["passthrough", passthrough],
+  ] as const;
+  for (const [name, r] of baselines) {
     if (!r) continue;
     rows.push([
       name,
@@ -163,6 +175,14 @@ try {
   const headline = {
     relay_vs_limit: ratio(relay?.load.per_second, limit?.load.per_second),
     relay_vs_naive: ratio(relay?.load.per_second, naive?.load.per_second),
+    relay_vs_passthrough: ratio(
+      relay?.load.per_second,
+      passthrough?.load.per_second,
+    ),
+    passthrough_vs_limit: ratio(
+      passthrough?.load.per_second,
+      limit?.load.per_second,
+    ),
     drain_vs_limit: ratio(backlog?.drain_per_second, limit?.load.per_second),
   };
   out.push(
@@ -172,9 +192,12 @@ try {
     "",
     `relay/limit ${headline.relay_vs_limit ?? "-"}  relay/naive ${
       headline.relay_vs_naive ?? "-"
-    }  drain/limit ${
+    }  relay/passthrough ${headline.relay_vs_passthrough ?? "-"}  drain/limit ${
       headline.drain_vs_limit ?? "-"
     }  (concurrency ${sizes.concurrency}, ${navigator.hardwareConcurrency} cores)`,
+    `passthrough/limit ${headline.passthrough_vs_limit ?? "-"}  relay CPU ${
+      relay?.cpu_ms_per_delivery ?? "-"
+    } ms per delivery under load (all its threads)`,
   );
   // deno-lint-ignore no-console
   console.log(out.join("\n"));
@@ -186,6 +209,7 @@ try {
     ...headline,
     limit,
     naive,
+    passthrough,
     relay,
     backlog,
     db,

@@ -4,6 +4,7 @@ import { type Config, loadConfig } from "../config.ts";
 import { verifyWebhooks } from "../receiver/middleware.ts";
 import type { VerifiedWebhook } from "../receiver/verify.ts";
 import { createGroupCommitter } from "../relay/group_commit.ts";
+import { createTargetCache } from "../relay/target_cache.ts";
 import { createLogger } from "../relay/log.ts";
 import { Metrics } from "../relay/metrics.ts";
 import { createQueueHandler } from "../relay/queue.ts";
@@ -118,6 +119,7 @@ export function startTestRelay(
   const log = createLogger((l) => lines.push(l));
   const metrics = new Metrics();
   const committer = createGroupCommitter(kv);
+  const targets = createTargetCache(kv, { now: Date.now });
   const queue = opts.queue ?? true;
   const policy = {
     allowPrivate: config.allowPrivateTargets,
@@ -134,6 +136,7 @@ export function startTestRelay(
     log,
     metrics,
     committer,
+    targets,
   });
   const listening = queue
     ? kv.listenQueue(createQueueHandler({ worker, log }))
@@ -144,6 +147,7 @@ export function startTestRelay(
     log,
     metrics,
     committer,
+    targets,
     queue,
     worker,
     apiToken: opts.apiToken,

@@ -61,26 +61,37 @@ async function _complete(relay: RelayProcess, key: string) {
 export async function runRelay(
   receiver: BenchReceiver,
   opts: BaselineOptions & { cpuProfDir?: string },
-): Promise<PhaseResult & { peak_rss_mb: number }> {
+): Promise<
+  PhaseResult & { peak_rss_mb: number; cpu_ms_per_delivery: number }
+> {
   const relay = await spawnRelay({
     RELAY_SIGNING_SECRET: opts.secret,
     RELAY_TARGET_CONCURRENCY: String(opts.concurrency),
   }, opts);
   try {
+    let cpuMs = 0;
     const run = async (tag: string, n: number, concurrency: number) => {
       const keyOf = (i: number) => `relay_${tag}_${i}`;
       await pool(n, 8, (i) => _map(relay, keyOf(i), receiver.url));
-      return measure(receiver, {
+      const before = await relay.cpuMs();
+      const stats = await measure(receiver, {
         n,
         concurrency,
         keyOf,
         timeoutMs: opts.timeoutMs,
         send: (i) => _complete(relay, keyOf(i)),
       });
+      cpuMs = await relay.cpuMs() - before;
+      return stats;
     };
     const light = await run("light", opts.light, 1);
     const load = await run("load", opts.n, opts.concurrency);
-    return { light, load, peak_rss_mb: await relay.peakRssMb() };
+    return {
+      light,
+      load,
+      peak_rss_mb: await relay.peakRssMb(),
+      cpu_ms_per_delivery: round(cpuMs / opts.n, 3),
+    };
   } finally {
     await relay.stop();
   }

@@ -12,6 +12,8 @@ export interface RelayProcess {
   readonly pid: number;
   /** Peak resident memory so far, in MiB (`VmHWM`), or NaN off Linux. */
   peakRssMb(): Promise<number>;
+  /** CPU time used so far by all its threads, in ms, or NaN off Linux. */
+  cpuMs(): Promise<number>;
   /** SIGTERM, wait for exit, remove the temp KV. */
   stop(): Promise<void>;
 }
@@ -74,6 +76,16 @@ export async function spawnRelay(
         const status = await Deno.readTextFile(`/proc/${child.pid}/status`);
         const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]);
         return Math.round(kb / 1024);
+      } catch {
+        return NaN;
+      }
+    },
+    async cpuMs() {
+      try {
+        const stat = await Deno.readTextFile(`/proc/${child.pid}/stat`);
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        // utime and stime, in clock ticks of 10 ms (USER_HZ is 100 on Linux).
+        return (Number(fields[11]) + Number(fields[12])) * 10;
       } catch {
         return NaN;
       }

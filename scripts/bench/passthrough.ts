@@ -1,0 +1,75 @@
+/**
+ * The passthrough phase: events posted to a server that stores nothing
+ * (`passthrough_server.ts`), each answered with 202 and forwarded signed to the
+ * receiver. The relay's ratio to it is the cost of durability and bookkeeping.
+ */
+import type { BaselineOptions, PhaseResult } from "./baselines.ts";
+import { measure } from "./measure.ts";
+import type { BenchReceiver } from "./receiver.ts";
+
+const SERVER = new URL("./passthrough_server.ts", import.meta.url).pathname;
+
+/**
+ * Measures the passthrough: POST of an event → verified receipt.
+ *
+ * @param receiver The shared receiver.
+ * @param opts Secret, sizes, concurrency and timeout.
+ * @returns Light-load and loaded results.
+ */
+export async function runPassthrough(
+  receiver: BenchReceiver,
+  opts: BaselineOptions,
+): Promise<PhaseResult> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", SERVER, String(port), receiver.url, opts.secret],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const url = `http://127.0.0.1:${port}/v1/events`;
+  try {
+    for (let tries = 0;; tries++) {
+      try {
+        await (await fetch(url)).body?.cancel();
+        break;
+      } catch (err) {
+        if (tries > 300) {
+          throw new Error(`passthrough never listened`, { cause: err });
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const run = (tag: string, n: number, concurrency: number) => {
+      const keyOf = (i: number) => `passthrough_${tag}_${i}`;
+      return measure(receiver, {
+        n,
+        concurrency,
+        keyOf,
+        timeoutMs: opts.timeoutMs,
+        send: async (i) => {
+          const res = await fetch(url, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({
+              type: "workflow_step.updated",
+              step_id: keyOf(i),
+              status: "completed",
+            }),
+          });
+          await res.body?.cancel();
+          if (res.status !== 202) {
+            throw new Error(`passthrough answered ${res.status}`);
+          }
+        },
+      });
+    };
+    const light = await run("light", opts.light, 1);
+    const load = await run("load", opts.n, opts.concurrency);
+    return { light, load };
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+  }
+}
