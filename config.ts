@@ -35,7 +35,10 @@ export interface Config {
   /** `whsec_` secrets, current first; empty in dev until one is generated. */
   readonly signingSecrets: readonly string[];
   readonly allowPrivateTargets: boolean;
-  /** Milliseconds to wait before each retry; attempts = length + 1. */
+  /**
+   * Milliseconds to wait before each retry; attempts = length + 1 (`none`: empty,
+   * one attempt per cycle).
+   */
   readonly retryScheduleMs: readonly number[];
   readonly timeoutMs: number;
   /** Upper bound applied to a receiver's `Retry-After`. */
@@ -116,6 +119,7 @@ const envSchema = z.object({
   RELAY_ALLOW_PRIVATE_TARGETS: flag.optional(),
   RELAY_RETRY_SCHEDULE: z.string().optional().transform((raw, ctx) => {
     if (raw === undefined) return DEFAULT_RETRY_SCHEDULE_S.map((s) => s * 1000);
+    if (raw.trim() === "none") return [];
     const parts = raw.split(",").map((s) => s.trim());
     const ms = parts.map((s) => Math.round(Number(s) * 1000));
     if (

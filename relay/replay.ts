@@ -76,17 +76,17 @@ const RECOVER_PAGE = 200;
  * group committer can share commits). A chunk that fails its checks (a record changed
  * meanwhile) is retried one record at a time.
  *
- * @param deps KV, clock, whether wake-ups are enqueued, and an optional committer.
+ * The records are made due now with no queue wake-up: the caller hands the ids to
+ * `worker.kickMany`, and the sweeper finds any that process does not reach (it
+ * stopped) through the due index. A message per record would cost a dequeue, a
+ * handler run and a record read each, for deliveries the line attempts anyway.
+ *
+ * @param deps KV, clock and an optional committer.
  * @param window Milliseconds since the epoch; `until` defaults to now.
  * @returns The ids re-queued (at most {@link RECOVER_LIMIT}).
  */
 export async function recoverDead(
-  deps: {
-    kv: Deno.Kv;
-    now: () => number;
-    queue: boolean;
-    committer?: GroupCommitter;
-  },
+  deps: { kv: Deno.Kv; now: () => number; committer?: GroupCommitter },
   window: { since: number; until?: number },
 ): Promise<string[]> {
   const until = window.until ?? deps.now();
@@ -135,7 +135,7 @@ async function _requeue(
   const op = new WriteSet();
   for (const e of picked) {
     transition(op.check(e), e.value, _fresh(e.value, now), {
-      queue: deps.queue,
+      queue: false,
       now,
     });
   }
@@ -146,7 +146,7 @@ async function _requeue(
       deps.kv.atomic().check(e),
       e.value,
       _fresh(e.value, now),
-      { queue: deps.queue, now },
+      { queue: false, now },
     );
     return (await single.commit()).ok ? e.value.id : undefined;
   }));

@@ -11,6 +11,9 @@ import type { DeliveryWorker } from "./worker.ts";
  * Runs every delivery due by `now`, a page at a time. Each page is waited for at
  * most `pageWaitMs`, so one hanging receiver cannot hold the sweep: attempts still
  * running go on in the background (the worker never runs one delivery twice at once).
+ * While the worker has a line of its own (a recovered backlog it works through), the
+ * sweep reads one page only: the rest of the due index is mostly that line, which
+ * the worker reaches without the sweep's reads, and a later sweep finds the others.
  *
  * @param deps KV, clock, worker and logger.
  * @param opts `pageSize` bounds each read (default 200); `pageWaitMs` (default 1000).
@@ -41,7 +44,7 @@ export async function sweepDue(
     ]);
     clearTimeout(timer);
     handled += ids.length;
-    if (ids.length < pageSize || !last) break;
+    if (ids.length < pageSize || !last || deps.worker.lined() > 0) break;
     start = [...last, ""];
   }
   if (handled > 0) deps.log.info("sweep", { due: handled });

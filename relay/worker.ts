@@ -68,9 +68,12 @@ export interface DeliveryWorker {
   /**
    * Attempts many due deliveries (a recovered backlog), at most `concurrency` at a
    * time, each waiting for its target's slot rather than being left to a later
-   * wake-up. Only the ids are held in memory.
+   * wake-up. Only the ids are held in memory. While an id waits in this line,
+   * {@link run} and {@link kick} leave it to the line (no read).
    */
   kickMany(ids: readonly string[]): void;
+  /** How many ids wait in the {@link kickMany} line. */
+  lined(): number;
   /**
    * The fast path after intake: sends a delivery created already leased by this
    * process, without re-reading or claiming it. If no slot frees up while the lease
@@ -166,8 +169,15 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
       delivery_id: id,
       error: String(err),
     });
+  // kickMany's line: batches of ids, consumed front to back; `lined` holds the same
+  // ids, so a wake-up for one of them is left to the line.
+  const line: string[][] = [];
+  const lined = new Set<string>();
+  let lineAt = 0;
+  let pumping = 0;
+
   const run = (id: string, opts = { wait: false }) =>
-    track(id, opts, async () => {
+    lined.has(id) ? Promise.resolve() : track(id, opts, async () => {
       const entry = await getDelivery(deps.kv, id);
       const due = entry.value ? dueAt(entry.value) : null;
       return entry.value && due !== null && due <= deps.now()
@@ -179,10 +189,6 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     }, (entry, free) => attemptDue(deps, entry, free));
   const kick = (id: string) => void run(id).catch(report(id));
 
-  // kickMany's line: batches of ids, consumed front to back.
-  const line: string[][] = [];
-  let lineAt = 0;
-  let pumping = 0;
   function pump() {
     if (closed) line.length = 0;
     while (pumping < deps.config.concurrency) {
@@ -193,6 +199,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
         line.shift();
         lineAt = 0;
       }
+      lined.delete(id);
       pumping++;
       run(id, { wait: true }).catch(report(id)).finally(() => {
         pumping--;
@@ -206,10 +213,13 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     run: (id) => run(id),
     kick,
     kickMany(ids) {
-      if (closed || ids.length === 0) return;
-      line.push([...ids]);
+      const fresh = closed ? [] : ids.filter((id) => !lined.has(id));
+      if (fresh.length === 0) return;
+      line.push(fresh);
+      for (const id of fresh) lined.add(id);
       pump();
     },
+    lined: () => lined.size,
     send(held) {
       const id = held.record.id;
       const target = held.record.target_id;
@@ -227,8 +237,8 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     },
     close() {
       closed = true;
-      line.length = 0;
-      lineAt = 0;
+      [line.length, lineAt] = [0, 0];
+      lined.clear();
     },
   };
 }

@@ -82,6 +82,8 @@ Deno.test("loadConfig() parses rotation lists and fractional schedules", () => {
   }, "dev");
   assert.deepEqual(c.signingSecrets, [SECRET, other]);
   assert.deepEqual(c.retryScheduleMs, [500, 2000]);
+  const once = loadConfig({ RELAY_RETRY_SCHEDULE: "none" }, "dev");
+  assert.deepEqual(once.retryScheduleMs, []);
 });
 
 async function runMain(mode: string, env: Record<string, string>) {

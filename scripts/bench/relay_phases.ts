@@ -101,8 +101,11 @@ export async function runRelay(
 export interface BacklogResult {
   n: number;
   accumulate_s: number;
+  /** The relay's peak RSS once the backlog had piled up, before the drain. */
+  accumulate_peak_rss_mb: number;
   drain_s: number;
   drain_per_second: number;
+  /** Over the whole phase. */
   peak_rss_mb: number;
 }
 
@@ -111,9 +114,13 @@ async function _openDeliveries(relay: RelayProcess): Promise<number> {
   return Number(/^relay_queue_depth (\d+)$/m.exec(text)?.[1]);
 }
 
+/** Producer loops per `--concurrency` while the backlog piles up (set-up, untimed). */
+const ACCUMULATE_FANOUT = 4;
+
 /**
- * Piles up `n` deliveries while the receiver is down (each fails twice and dies),
- * then brings the receiver back and re-queues them all with the recover API.
+ * Piles up `n` deliveries while the receiver is down (each is attempted once, fails
+ * and dies: the relay runs with `RELAY_RETRY_SCHEDULE=none`), then brings the
+ * receiver back and re-queues them all with the recover API.
  *
  * @param receiver The shared receiver; it is taken down and back up.
  * @param opts Secret, backlog size, concurrency of the producers, timeout.
@@ -127,7 +134,7 @@ export async function runBacklog(
   // behind the open circuit (pending) instead of dying, and there is nothing to recover.
   const relay = await spawnRelay({
     RELAY_SIGNING_SECRET: opts.secret,
-    RELAY_RETRY_SCHEDULE: "0.05",
+    RELAY_RETRY_SCHEDULE: "none",
     RELAY_CIRCUIT_FAILURES: String(2 * opts.n + 10),
     RELAY_TARGET_CONCURRENCY: String(opts.concurrency),
   });
@@ -136,7 +143,7 @@ export async function runBacklog(
     const since = new Date().toISOString();
     const started = performance.now();
     const keyOf = (i: number) => `backlog_${i}`;
-    await pool(opts.n, opts.concurrency, async (i) => {
+    await pool(opts.n, opts.concurrency * ACCUMULATE_FANOUT, async (i) => {
       await _map(relay, keyOf(i), receiver.url);
       await _complete(relay, keyOf(i));
     });
@@ -146,6 +153,7 @@ export async function runBacklog(
       await new Promise((r) => setTimeout(r, 200));
     }
     const accumulated = performance.now();
+    const accumulatePeak = await relay.peakRssMb();
     receiver.reset();
     receiver.up();
     const released = performance.now();
@@ -163,6 +171,7 @@ export async function runBacklog(
     return {
       n: opts.n,
       accumulate_s: round((accumulated - started) / 1000, 1),
+      accumulate_peak_rss_mb: accumulatePeak,
       drain_s: round(drainS, 2),
       drain_per_second: Math.round(opts.n / drainS),
       peak_rss_mb: await relay.peakRssMb(),

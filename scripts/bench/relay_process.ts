@@ -2,7 +2,8 @@
  * Runs this repo's relay (`main.ts dev`) as its own process on a temp KV file, the way
  * it runs in production, and reads its peak memory from `/proc`. The relay still
  * formats and writes every log line, to /dev/null: reading them back through a pipe
- * would charge the relay for the bench's own work as a log consumer.
+ * would charge the relay for the bench's own work as a log consumer. It runs with the
+ * V8 flags of `deno task start` (read from deno.json), as production does.
  */
 
 /** A running relay. */
@@ -18,6 +19,13 @@ export interface RelayProcess {
 }
 
 const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** The `--v8-flags=…` argument of deno.json's `start` task, if any. */
+async function _startV8Flags(): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  const start = String(config.tasks?.start ?? "");
+  return start.split(/\s+/).filter((arg) => arg.startsWith("--v8-flags="));
+}
 
 /**
  * Spawns the relay and resolves once it listens.
@@ -36,7 +44,7 @@ export async function spawnRelay(
     ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`]
     : [];
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...prof, "main.ts", "dev"],
+    args: ["run", "-A", ...await _startV8Flags(), ...prof, "main.ts", "dev"],
     cwd: ROOT,
     env: {
       PORT: String(port),
