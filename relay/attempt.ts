@@ -18,12 +18,14 @@ export const LEASE_MARGIN_MS = 2000;
  * @param deps The worker's deps.
  * @param entry The delivery as read.
  * @param free Frees the attempt's slots once they are no longer needed.
+ * @param body Reads the delivery's payload (by default, alone).
  * @returns The id of a delivery its end made due, if any.
  */
 export async function attemptDue(
   deps: WorkerDeps,
   entry: Deno.KvEntry<DeliveryRecord>,
   free: AttemptSlots,
+  body: (id: string) => Promise<string> = (id) => readPayload(deps.kv, id),
 ): Promise<string | undefined> {
   const record = entry.value;
   const id = record.id;
@@ -52,7 +54,7 @@ export async function attemptDue(
   // The payload never changes: read it while the claim commits.
   const [claimed, payload] = await Promise.all([
     commitWrites(deps, claim),
-    readPayload(deps.kv, id),
+    body(id),
   ]);
   if (!claimed.ok) return;
   return await sendAndRecord(deps, {

@@ -2,6 +2,7 @@
  * KV I/O for deliveries: records, payloads, attempts and the indexes that must move
  * with every state change. Functions take `kv` (or an atomic operation) first.
  */
+import type { BatchGet } from "./batch_get.ts";
 import * as keys from "./keys.ts";
 import type { DeliverMessage } from "./queue.ts";
 import type { AtomicWriter } from "./write_set.ts";
@@ -112,6 +113,27 @@ export async function readPayload(kv: Deno.Kv, id: string): Promise<string> {
   const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   parts.reduce((at, p) => (all.set(p, at), at + p.length), 0);
   return _decoder.decode(all);
+}
+
+/**
+ * Reads a delivery's payload through a coalescing reader: its first chunk shares a
+ * `getMany` with other reads; a payload longer than one chunk is listed whole.
+ *
+ * @param get The coalescing reader.
+ * @param kv The store, for payloads over one chunk.
+ * @param id The delivery id.
+ * @returns The exact body that is signed and sent.
+ */
+export async function readPayloadVia(
+  get: BatchGet<Uint8Array>,
+  kv: Deno.Kv,
+  id: string,
+): Promise<string> {
+  const first = await get(keys.payloadKey(id, 0));
+  if (first.value && first.value.length < CHUNK) {
+    return _decoder.decode(first.value);
+  }
+  return await readPayload(kv, id);
 }
 
 /**

@@ -9,7 +9,9 @@ import type { GroupCommitter } from "./group_commit.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Signer } from "./sign.ts";
-import { getDelivery } from "./store.ts";
+import { readPayloadVia } from "./store.ts";
+import { createBatchGet } from "./batch_get.ts";
+import * as keys from "./keys.ts";
 import type { TargetCache } from "./target_cache.ts";
 import { createTargetSlots } from "./target_slots.ts";
 import type { HealthConfig } from "./targets.ts";
@@ -176,9 +178,13 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
   let lineAt = 0;
   let pumping = 0;
 
+  // Records and payloads read by attempts started together share KV reads.
+  const getRecord = createBatchGet<DeliveryRecord>(deps.kv);
+  const getChunk = createBatchGet<Uint8Array>(deps.kv);
+  const body = (id: string) => readPayloadVia(getChunk, deps.kv, id);
   const run = (id: string, opts = { wait: false }) =>
     lined.has(id) ? Promise.resolve() : track(id, opts, async () => {
-      const entry = await getDelivery(deps.kv, id);
+      const entry = await getRecord(keys.deliveryKey(id));
       const due = entry.value ? dueAt(entry.value) : null;
       return entry.value && due !== null && due <= deps.now()
         ? {
@@ -186,11 +192,14 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
           value: entry as Deno.KvEntry<DeliveryRecord>,
         }
         : undefined;
-    }, (entry, free) => attemptDue(deps, entry, free));
+    }, (entry, free) => attemptDue(deps, entry, free, body));
   const kick = (id: string) => void run(id).catch(report(id));
 
+  // The line is refilled a group at a time, so the group's reads share KV calls.
+  const refill = Math.min(10, deps.config.concurrency);
   function pump() {
     if (closed) line.length = 0;
+    if (pumping > deps.config.concurrency - refill) return;
     while (pumping < deps.config.concurrency) {
       const batch = line[0];
       if (!batch) return;
