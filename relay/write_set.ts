@@ -79,30 +79,37 @@ const U64 = 1n << 64n;
  */
 export function mergeWriteSets(sets: readonly WriteSet[]): WriteSet {
   const merged = new WriteSet();
-  const id = (key: Deno.KvKey) => JSON.stringify(key, _bigints);
-  const written = new Set<string>();
-  for (const s of sets) {
-    for (const m of s.mutations) if (m.type !== "sum") written.add(id(m.key));
-  }
   const sums = new Map<string, { key: Deno.KvKey; total: bigint }>();
+  for (const s of sets) {
+    for (const m of s.mutations) {
+      if (m.type === "sum") sums.set(_id(m.key), { key: m.key, total: 0n });
+    }
+  }
+  // A key that is also set or deleted keeps its sums as they are, in order.
+  const heads = new Set([...sums.values()].map((s) => s.key[0]));
+  for (const s of sets) {
+    for (const m of s.mutations) {
+      if (m.type !== "sum" && heads.has(m.key[0])) sums.delete(_id(m.key));
+    }
+  }
   for (const s of sets) {
     merged.checks.push(...s.checks);
     merged.enqueues.push(...s.enqueues);
     for (const m of s.mutations) {
-      const k = id(m.key);
-      if (m.type !== "sum" || written.has(k)) {
-        merged.mutations.push(m);
-        continue;
-      }
-      const sum = sums.get(k) ?? { key: m.key, total: 0n };
-      sum.total = (sum.total + m.value.value) % U64;
-      sums.set(k, sum);
+      const sum = m.type === "sum" ? sums.get(_id(m.key)) : undefined;
+      if (sum && m.type === "sum") {
+        sum.total = (sum.total + m.value.value) % U64;
+      } else merged.mutations.push(m);
     }
   }
   for (const { key, total } of sums.values()) {
     if (total !== 0n) merged.sum(key, total);
   }
   return merged;
+}
+
+function _id(key: Deno.KvKey): string {
+  return JSON.stringify(key, _bigints);
 }
 
 function _bigints(_: string, v: unknown) {
