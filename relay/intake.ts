@@ -225,12 +225,16 @@ async function _recordMapping(
     ),
     object,
   ];
+  // Two early updates may map to one task status (`working`, `in_progress`): the
+  // first makes the delivery, the second is named a duplicate of it.
+  const plannedKeys = new Map<string, string>();
   for (const { update } of input.pending) {
     const planned = await planStep(deps, op, {
       eventId,
       update,
       objects,
       optimistic: input.optimistic,
+      planned: plannedKeys,
       leaseMs: deps.leaseMs,
     });
     answer.deliveries.push(...planned.deliveries);

@@ -72,6 +72,11 @@ export async function planStep(
     update: StepUpdated;
     objects: StepObject[];
     optimistic?: boolean;
+    /**
+     * Deliveries already planned into `op` by earlier calls, by dedupe key: a
+     * second update mapping to the same task status and target is skipped.
+     */
+    planned?: Map<string, string>;
     leaseMs?: number;
   },
 ): Promise<Omit<Answer, "event_id"> & { created: Created[] }> {
@@ -112,7 +117,7 @@ export async function planStep(
   const dedupeKeys = groups.map((g) =>
     keys.dedupeKey(update.step_id, taskStatus, g.tid)
   );
-  const [targets, dedupes] = await Promise.all([
+  let [targets, dedupes] = await Promise.all([
     deps.targets
       ? deps.targets.read(groups.map((g) => g.tid), {
         fresh: !input.optimistic,
@@ -125,6 +130,13 @@ export async function planStep(
       ? dedupeKeys.map((key) => ({ key, value: null, versionstamp: null }))
       : _getAll<string>(deps.kv, dedupeKeys),
   ]);
+  if (deps.targets && targets.some((t) => t.value?.disabled_at)) {
+    // A skip is decided on the records as stored: another process may have
+    // enabled the target within the cache's second.
+    targets = await deps.targets.read(groups.map((g) => g.tid), {
+      fresh: true,
+    });
+  }
   const deliveries: Answer["deliveries"] = [];
   groups.forEach(({ url, objs, tid }, i) => {
     const target = targets[i]!;
@@ -138,11 +150,12 @@ export async function planStep(
       });
       return;
     }
-    if (dedupe.value) {
+    const plannedId = input.planned?.get(_keyId(dedupe.key));
+    if (dedupe.value || plannedId) {
       skipped.push({
         reason: "already_delivered",
         url,
-        delivery_id: dedupe.value,
+        delivery_id: dedupe.value ?? plannedId,
       });
       return;
     }
@@ -196,7 +209,8 @@ export async function planStep(
       };
       op.check(target).set(keys.targetKey(tid), fresh);
     }
-    op.check(dedupe).set(keys.dedupeKey(update.step_id, taskStatus, tid), id);
+    op.check(dedupe).set(dedupe.key, id);
+    input.planned?.set(_keyId(dedupe.key), id);
     create(op, record, payload, { queue: deps.queue, now });
     deliveries.push({ id, url, status: record.status });
     created.push({ record, payload });
@@ -213,4 +227,8 @@ async function _getAll<T>(
     out.push(...await kv.getMany<T[]>(list.slice(i, i + 10) as Deno.KvKey[]));
   }
   return out;
+}
+
+function _keyId(key: Deno.KvKey): string {
+  return JSON.stringify(key);
 }

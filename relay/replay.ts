@@ -3,6 +3,7 @@ import { commitWrites, type GroupCommitter } from "./group_commit.ts";
 import * as keys from "./keys.ts";
 import { getDelivery, transition } from "./store.ts";
 import type { DeliveryRecord } from "./types.ts";
+import type { LineItem } from "./worker.ts";
 import { WriteSet } from "./write_set.ts";
 
 /** Thrown when a delivery id is unknown. */
@@ -83,14 +84,15 @@ const RECOVER_PAGE = 200;
  *
  * @param deps KV, clock and an optional committer.
  * @param window Milliseconds since the epoch; `until` defaults to now.
- * @returns The ids re-queued (at most {@link RECOVER_LIMIT}).
+ * @returns The deliveries re-queued, with their targets (at most
+ *   {@link RECOVER_LIMIT}).
  */
 export async function recoverDead(
   deps: { kv: Deno.Kv; now: () => number; committer?: GroupCommitter },
   window: { since: number; until?: number },
-): Promise<string[]> {
+): Promise<LineItem[]> {
   const until = window.until ?? deps.now();
-  const ids: string[] = [];
+  const requeued: LineItem[] = [];
   const iter = deps.kv.list<string>(
     { prefix: keys.statusIndexPrefix("dead") },
     { batchSize: RECOVER_PAGE },
@@ -105,15 +107,15 @@ export async function recoverDead(
     const done = await Promise.all(
       chunks.map((c) => _requeue(deps, c, window.since, until)),
     );
-    for (const d of done) ids.push(...d);
+    for (const d of done) requeued.push(...d);
   };
   for await (const e of iter) {
-    if (ids.length + page.length >= RECOVER_LIMIT) break;
+    if (requeued.length + page.length >= RECOVER_LIMIT) break;
     page.push(e.value);
     if (page.length >= RECOVER_PAGE) await flush();
   }
   await flush();
-  return ids;
+  return requeued;
 }
 
 /** Re-queues the chunk's records that are dead within the window, in one commit. */
@@ -122,7 +124,7 @@ async function _requeue(
   chunk: string[],
   since: number,
   until: number,
-): Promise<string[]> {
+): Promise<LineItem[]> {
   const entries = await deps.kv.getMany<DeliveryRecord[]>(
     chunk.map((id) => keys.deliveryKey(id)),
   );
@@ -140,7 +142,10 @@ async function _requeue(
     });
   }
   if (picked.length === 0) return [];
-  if ((await commitWrites(deps, op)).ok) return picked.map((e) => e.value.id);
+  const item = (r: DeliveryRecord) => ({ id: r.id, target_id: r.target_id });
+  if ((await commitWrites(deps, op)).ok) {
+    return picked.map((e) => item(e.value));
+  }
   const one = await Promise.all(picked.map(async (e) => {
     const single = transition(
       deps.kv.atomic().check(e),
@@ -148,7 +153,7 @@ async function _requeue(
       _fresh(e.value, now),
       { queue: false, now },
     );
-    return (await single.commit()).ok ? e.value.id : undefined;
+    return (await single.commit()).ok ? item(e.value) : undefined;
   }));
-  return one.filter((id) => id !== undefined);
+  return one.filter((i) => i !== undefined);
 }

@@ -11,9 +11,8 @@ import type { DeliveryWorker } from "./worker.ts";
  * Runs every delivery due by `now`, a page at a time. Each page is waited for at
  * most `pageWaitMs`, so one hanging receiver cannot hold the sweep: attempts still
  * running go on in the background (the worker never runs one delivery twice at once).
- * While the worker has a line of its own (a recovered backlog it works through), the
- * sweep reads one page only: the rest of the due index is mostly that line, which
- * the worker reaches without the sweep's reads, and a later sweep finds the others.
+ * Ids waiting in the worker's own line (a recovered backlog it works through) are
+ * passed over without a read: the line attempts them.
  *
  * @param deps KV, clock, worker and logger.
  * @param opts `pageSize` bounds each read (default 200); `pageWaitMs` (default 1000).
@@ -31,11 +30,13 @@ export async function sweepDue(
     const end = [...keys.duePrefix, deps.now() + 1];
     const ids: string[] = [];
     let last: Deno.KvKey | undefined;
+    let listed = 0;
     for await (
       const e of deps.kv.list<string>({ start, end }, { limit: pageSize })
     ) {
-      ids.push(e.value);
+      if (!deps.worker.inLine(e.value)) ids.push(e.value);
       last = e.key;
+      listed++;
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
@@ -44,7 +45,7 @@ export async function sweepDue(
     ]);
     clearTimeout(timer);
     handled += ids.length;
-    if (ids.length < pageSize || !last || deps.worker.lined() > 0) break;
+    if (listed < pageSize || !last) break;
     start = [...last, ""];
   }
   if (handled > 0) deps.log.info("sweep", { due: handled });

@@ -59,6 +59,12 @@ export interface AttemptSlots {
   request(): void;
 }
 
+/** A delivery for the {@link DeliveryWorker.kickMany} line. */
+export interface LineItem {
+  id: string;
+  target_id: string;
+}
+
 /** The worker's handle. */
 export interface DeliveryWorker {
   /** How long a lease taken by this worker lasts (timeout + margin). */
@@ -68,14 +74,15 @@ export interface DeliveryWorker {
   /** Starts {@link run} without waiting. */
   kick(id: string): void;
   /**
-   * Attempts many due deliveries (a recovered backlog), at most `concurrency` at a
-   * time, each waiting for its target's slot rather than being left to a later
-   * wake-up. Only the ids are held in memory. While an id waits in this line,
-   * {@link run} and {@link kick} leave it to the line (no read).
+   * Attempts many due deliveries (a recovered backlog): each target's in turn, at
+   * most `targetConcurrency` of a target's at a time and `concurrency` in all, so a
+   * slow target holds its own share and never the line. Only ids and target ids are
+   * held in memory. While an id waits in this line, {@link run} and {@link kick}
+   * leave it to the line (no read).
    */
-  kickMany(ids: readonly string[]): void;
-  /** How many ids wait in the {@link kickMany} line. */
-  lined(): number;
+  kickMany(items: readonly LineItem[]): void;
+  /** Whether `id` waits in the {@link kickMany} line. */
+  inLine(id: string): boolean;
   /**
    * The fast path after intake: sends a delivery created already leased by this
    * process, without re-reading or claiming it. If no slot frees up while the lease
@@ -171,11 +178,13 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
       delivery_id: id,
       error: String(err),
     });
-  // kickMany's line: batches of ids, consumed front to back; `lined` holds the same
+  // kickMany's line: ids queued per target, taken in turn; `lined` holds the same
   // ids, so a wake-up for one of them is left to the line.
-  const line: string[][] = [];
+  const line = new Map<
+    string,
+    { ids: string[]; at: number; running: number }
+  >();
   const lined = new Set<string>();
-  let lineAt = 0;
   let pumping = 0;
 
   // Records and payloads read by attempts started together share KV reads.
@@ -195,25 +204,35 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     }, (entry, free) => attemptDue(deps, entry, free, body));
   const kick = (id: string) => void run(id).catch(report(id));
 
-  // The line is refilled a group at a time, so the group's reads share KV calls.
-  const refill = Math.min(10, deps.config.concurrency);
+  // The line starts attempts a group at a time, so the group's reads share KV calls.
   function pump() {
-    if (closed) line.length = 0;
-    if (pumping > deps.config.concurrency - refill) return;
-    while (pumping < deps.config.concurrency) {
-      const batch = line[0];
-      if (!batch) return;
-      const id = batch[lineAt++]!;
-      if (lineAt >= batch.length) {
-        line.shift();
-        lineAt = 0;
+    if (closed) return;
+    const perTarget = deps.config.targetConcurrency;
+    const room = Math.min(deps.config.concurrency, line.size * perTarget);
+    if (room - pumping < Math.max(1, Math.min(10, Math.floor(room / 4)))) {
+      return;
+    }
+    for (let started = true; started && pumping < room;) {
+      started = false;
+      for (const [target, q] of line) {
+        if (pumping >= room) break;
+        if (q.running >= perTarget || q.at >= q.ids.length) continue;
+        const id = q.ids[q.at++]!;
+        if (q.at >= 1024 && q.at * 2 >= q.ids.length) {
+          q.ids = q.ids.slice(q.at);
+          q.at = 0;
+        }
+        lined.delete(id);
+        q.running++;
+        pumping++;
+        started = true;
+        run(id, { wait: true }).catch(report(id)).finally(() => {
+          q.running--;
+          pumping--;
+          if (q.running === 0 && q.at >= q.ids.length) line.delete(target);
+          pump();
+        });
       }
-      lined.delete(id);
-      pumping++;
-      run(id, { wait: true }).catch(report(id)).finally(() => {
-        pumping--;
-        pump();
-      });
     }
   }
 
@@ -221,14 +240,18 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     leaseMs: deps.config.timeoutMs + LEASE_MARGIN_MS,
     run: (id) => run(id),
     kick,
-    kickMany(ids) {
-      const fresh = closed ? [] : ids.filter((id) => !lined.has(id));
-      if (fresh.length === 0) return;
-      line.push(fresh);
-      for (const id of fresh) lined.add(id);
+    kickMany(items) {
+      if (closed) return;
+      for (const { id, target_id } of items) {
+        if (lined.has(id)) continue;
+        lined.add(id);
+        let q = line.get(target_id);
+        if (!q) line.set(target_id, q = { ids: [], at: 0, running: 0 });
+        q.ids.push(id);
+      }
       pump();
     },
-    lined: () => lined.size,
+    inLine: (id) => lined.has(id),
     send(held) {
       const id = held.record.id;
       const target = held.record.target_id;
@@ -246,7 +269,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     },
     close() {
       closed = true;
-      [line.length, lineAt] = [0, 0];
+      line.clear();
       lined.clear();
     },
   };

@@ -149,8 +149,9 @@ export function createDeliveriesRoutes(deps: AppDeps) {
       if (until !== undefined && until < since) {
         throw invalid([{ path: "until", message: "must not be before since" }]);
       }
-      const ids = await recoverDead(deps, { since, until });
-      deps.worker.kickMany(ids);
+      const recovered = await recoverDead(deps, { since, until });
+      deps.worker.kickMany(recovered);
+      const ids = recovered.map((r) => r.id);
       deps.log.info("recover requested", {
         since: body.since,
         until: body.until,

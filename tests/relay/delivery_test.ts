@@ -360,3 +360,41 @@ Deno.test("sweepDue() does not wait on a receiver that hangs", async () => {
     await (await relay.get(`/v1/deliveries/${answer.deliveries[0].id}`)).json();
   assert.equal(shown.status, "succeeded");
 });
+
+Deno.test("early updates that map to one task status make one delivery when the mapping arrives", async () => {
+  await using store = await openTestKv();
+  await using receiver = startReceiver();
+  await using relay = startTestRelay(store.kv);
+  for (const status of ["working", "in_progress", "completed"]) {
+    const early = await (await relay.post(
+      "/v1/events",
+      stepUpdate({ status }),
+    )).json();
+    assert.equal(early.skipped[0].reason, "no_mapping");
+  }
+  const mapped = await (await relay.post("/v1/events", mediaBuy(receiver.url)))
+    .json();
+  assert.deepEqual(
+    mapped.deliveries.map((d: { status: string }) => d.status),
+    ["pending", "pending"],
+  );
+  const [working] = mapped.deliveries;
+  assert.deepEqual(
+    mapped.skipped.map((
+      s: Record<string, unknown>,
+    ) => [s.reason, s.delivery_id]),
+    [["already_delivered", working.id]],
+  );
+  await waitFor(() => receiver.verified().length === 2, {
+    what: "working, then completed",
+  });
+  assert.deepEqual(
+    receiver.verified().map((h) =>
+      (h.verified!.payload as { status: string }).status
+    ),
+    ["working", "completed"],
+  );
+  const listed = await (await relay.get("/v1/deliveries?step_id=step_1"))
+    .json();
+  assert.equal(listed.items.length, 2);
+});

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import * as keys from "../../relay/keys.ts";
 import { createTargetCache } from "../../relay/target_cache.ts";
-import type { TargetRecord } from "../../relay/types.ts";
+import { planStep, targetId } from "../../relay/plan_step.ts";
+import type { StepObject, TargetRecord } from "../../relay/types.ts";
+import { WriteSet } from "../../relay/write_set.ts";
 import { openTestKv } from "../_helpers.ts";
 
 const record = (reason: string | null): TargetRecord => ({
@@ -61,4 +63,45 @@ Deno.test("createTargetCache() answers in the order asked, across more ids than 
     read.map((e) => e.value?.id ?? null),
     [...ids].reverse().map((id, i) => (22 - i) % 2 === 0 ? id : null),
   );
+});
+
+Deno.test("planStep() re-reads a target remembered as disabled before skipping it (another process enabled it)", async () => {
+  await using store = await openTestKv();
+  const url = "http://127.0.0.1:9/hooks";
+  const tid = targetId(url);
+  const disabled = { id: tid, url, disabled_at: 1, disabled_reason: "410" };
+  await store.kv.set(keys.targetKey(tid), disabled);
+  const cache = createTargetCache(store.kv, { now: () => 0, ttlMs: 60_000 });
+  assert.equal((await cache.read([tid]))[0]!.value?.disabled_reason, "410");
+  await store.kv.set(keys.targetKey(tid), {
+    ...disabled,
+    disabled_at: null,
+    disabled_reason: null,
+  });
+  const object: StepObject = {
+    object_type: "media_buy",
+    object_id: "mb_1",
+    step_id: "step_1",
+    tenant_id: "t",
+    principal_id: "p",
+    task_type: "create_media_buy",
+    target: { url },
+    created_at: 0,
+  };
+  const planned = await planStep(
+    { kv: store.kv, now: () => 0, queue: false, targets: cache },
+    new WriteSet(),
+    {
+      eventId: "evt_1",
+      update: {
+        type: "workflow_step.updated",
+        step_id: "step_1",
+        status: "completed",
+      },
+      objects: [object],
+      optimistic: true,
+    },
+  );
+  assert.deepEqual(planned.skipped, []);
+  assert.equal(planned.deliveries.length, 1);
 });

@@ -1,3 +1,4 @@
+import { targetId } from "../../relay/plan_step.ts";
 import assert from "node:assert/strict";
 import { acceptEvent } from "../../relay/intake.ts";
 import * as keys from "../../relay/keys.ts";
@@ -99,7 +100,9 @@ Deno.test("worker.close(): nothing new starts, a waiting attempt sends nothing, 
       mediaBuy(receiver.url, { step_id: "s3", media_buy_id: "m3" }),
     );
     await relay.post("/v1/events", stepUpdate({ step_id: "s3" }));
-    relay.worker.kickMany(ids);
+    relay.worker.kickMany(
+      ids.map((id) => ({ id, target_id: targetId(receiver.url) })),
+    );
     await relay.worker.run(ids[1]!);
     let settled = false;
     idle = relay.worker.idle().then(() => void (settled = true));
