@@ -4,6 +4,7 @@
  * receiver. The relay's ratio to it is the cost of durability and bookkeeping.
  */
 import type { BaselineOptions, PhaseResult } from "./baselines.ts";
+import { cpuTime, perDelivery } from "./cpu.ts";
 import { measure } from "./measure.ts";
 import type { BenchReceiver } from "./receiver.ts";
 
@@ -19,7 +20,7 @@ const SERVER = new URL("./passthrough_server.ts", import.meta.url).pathname;
 export async function runPassthrough(
   receiver: BenchReceiver,
   opts: BaselineOptions,
-): Promise<PhaseResult> {
+): Promise<PhaseResult & { cpu_ms_per_delivery: number }> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -66,8 +67,10 @@ export async function runPassthrough(
       });
     };
     const light = await run("light", opts.light, 1);
+    const before = await cpuTime(child.pid);
     const load = await run("load", opts.n, opts.concurrency);
-    return { light, load };
+    const cpu = perDelivery(before, await cpuTime(child.pid), opts.n);
+    return { light, load, cpu_ms_per_delivery: cpu.total_ms };
   } finally {
     child.kill("SIGTERM");
     await child.status;

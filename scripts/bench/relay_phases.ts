@@ -4,6 +4,7 @@
  * down, then released with `POST /v1/deliveries/recover`).
  */
 import type { BaselineOptions, PhaseResult } from "./baselines.ts";
+import { type CpuTime, cpuTime, perDelivery } from "./cpu.ts";
 import { lastReceipt, measure, pool, round } from "./measure.ts";
 import type { BenchReceiver } from "./receiver.ts";
 import { type RelayProcess, spawnRelay } from "./relay_process.ts";
@@ -62,18 +63,23 @@ export async function runRelay(
   receiver: BenchReceiver,
   opts: BaselineOptions & { cpuProfDir?: string },
 ): Promise<
-  PhaseResult & { peak_rss_mb: number; cpu_ms_per_delivery: number }
+  PhaseResult & {
+    peak_rss_mb: number;
+    cpu_per_delivery: CpuTime;
+    bench_cpu_per_delivery: number;
+  }
 > {
   const relay = await spawnRelay({
     RELAY_SIGNING_SECRET: opts.secret,
     RELAY_TARGET_CONCURRENCY: String(opts.concurrency),
   }, opts);
   try {
-    let cpuMs = 0;
+    let cpu: CpuTime = { total_ms: NaN, kv_ms: NaN };
+    let benchCpu = NaN;
     const run = async (tag: string, n: number, concurrency: number) => {
       const keyOf = (i: number) => `relay_${tag}_${i}`;
       await pool(n, 8, (i) => _map(relay, keyOf(i), receiver.url));
-      const before = await relay.cpuMs();
+      const [before, self] = [await relay.cpu(), await cpuTime("self")];
       const stats = await measure(receiver, {
         n,
         concurrency,
@@ -81,7 +87,8 @@ export async function runRelay(
         timeoutMs: opts.timeoutMs,
         send: (i) => _complete(relay, keyOf(i)),
       });
-      cpuMs = await relay.cpuMs() - before;
+      cpu = perDelivery(before, await relay.cpu(), n);
+      benchCpu = perDelivery(self, await cpuTime("self"), n).total_ms;
       return stats;
     };
     const light = await run("light", opts.light, 1);
@@ -90,7 +97,8 @@ export async function runRelay(
       light,
       load,
       peak_rss_mb: await relay.peakRssMb(),
-      cpu_ms_per_delivery: round(cpuMs / opts.n, 3),
+      cpu_per_delivery: cpu,
+      bench_cpu_per_delivery: benchCpu,
     };
   } finally {
     await relay.stop();

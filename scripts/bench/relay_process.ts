@@ -12,11 +12,13 @@ export interface RelayProcess {
   readonly pid: number;
   /** Peak resident memory so far, in MiB (`VmHWM`), or NaN off Linux. */
   peakRssMb(): Promise<number>;
-  /** CPU time used so far by all its threads, in ms, or NaN off Linux. */
-  cpuMs(): Promise<number>;
+  /** CPU time used so far, whole and in KV's SQLite threads. */
+  cpu(): Promise<CpuTime>;
   /** SIGTERM, wait for exit, remove the temp KV. */
   stop(): Promise<void>;
 }
+
+import { type CpuTime, cpuTime } from "./cpu.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -80,16 +82,7 @@ export async function spawnRelay(
         return NaN;
       }
     },
-    async cpuMs() {
-      try {
-        const stat = await Deno.readTextFile(`/proc/${child.pid}/stat`);
-        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        // utime and stime, in clock ticks of 10 ms (USER_HZ is 100 on Linux).
-        return (Number(fields[11]) + Number(fields[12])) * 10;
-      } catch {
-        return NaN;
-      }
-    },
+    cpu: () => cpuTime(child.pid),
     async stop() {
       child.kill("SIGTERM");
       await child.status;
