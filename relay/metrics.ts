@@ -42,11 +42,15 @@ export class Metrics {
    * Renders everything in the Prometheus text format.
    *
    * @param queueDepth Deliveries still open, read from KV by the caller.
+   * @param memory The process's memory (`Deno.memoryUsage()`), if given.
    * @returns The exposition text.
    */
-  render(queueDepth: number): string {
+  render(queueDepth: number, memory?: Deno.MemoryUsage): string {
     const lines = [...this.#counters].map(([k, v]) => `${k} ${v}`).sort();
     lines.push(`relay_queue_depth ${queueDepth}`);
+    for (const [kind, bytes] of Object.entries(memory ?? {})) {
+      lines.push(`relay_process_memory_bytes{kind="${kind}"} ${bytes}`);
+    }
     BUCKETS_MS.forEach((le, i) =>
       lines.push(
         `relay_attempt_duration_ms_bucket{le="${le}"} ${this.#buckets[i]}`,

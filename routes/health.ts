@@ -53,6 +53,7 @@ export function createHealthRoutes(deps: AppDeps) {
     })
     .openapi(metrics, async (c) => {
       c.header("content-type", "text/plain; version=0.0.4");
-      return c.text(deps.metrics.render(await openCount(deps.kv)), 200);
+      const depth = await openCount(deps.kv);
+      return c.text(deps.metrics.render(depth, Deno.memoryUsage()), 200);
     });
 }

@@ -201,6 +201,12 @@ try {
         : ""
     }`,
   );
+  if (backlog) {
+    const cpu = backlog.drain_cpu_per_delivery;
+    out.push(
+      `backlog drain: relay CPU ${cpu.total_ms} ms per delivery (KV's SQLite thread ${cpu.kv_ms} ms)`,
+    );
+  }
   if (relay && limit) {
     // The CPU a relay could use per delivery at half the limit, after the bench's
     // own client and receiver have had theirs.

@@ -113,6 +113,8 @@ export interface BacklogResult {
   accumulate_peak_rss_mb: number;
   drain_s: number;
   drain_per_second: number;
+  /** The relay's CPU per delivery drained. */
+  drain_cpu_per_delivery: CpuTime;
   /** Over the whole phase. */
   peak_rss_mb: number;
 }
@@ -165,6 +167,7 @@ export async function runBacklog(
     receiver.reset();
     receiver.up();
     const released = performance.now();
+    const cpuBefore = await relay.cpu();
     let requeued = 0;
     for (;;) {
       const answer = await _post(relay, "/v1/deliveries/recover", { since });
@@ -176,12 +179,14 @@ export async function runBacklog(
     }
     await receiver.waitFor(opts.n, opts.timeoutMs);
     const drainS = (lastReceipt(receiver) - released) / 1000;
+    const drainCpu = perDelivery(cpuBefore, await relay.cpu(), opts.n);
     return {
       n: opts.n,
       accumulate_s: round((accumulated - started) / 1000, 1),
       accumulate_peak_rss_mb: accumulatePeak,
       drain_s: round(drainS, 2),
       drain_per_second: Math.round(opts.n / drainS),
+      drain_cpu_per_delivery: drainCpu,
       peak_rss_mb: await relay.peakRssMb(),
     };
   } finally {

@@ -129,6 +129,9 @@ Deno.test("redeliver starts a fresh cycle with the same webhook-id; recover re-q
   }, { what: "succeeded counter" });
   assert.match(metrics, /relay_queue_depth 0/);
   assert.match(metrics, /relay_attempt_duration_ms_count 6/);
+  const rss = /relay_process_memory_bytes\{kind="rss"\} (\d+)/.exec(metrics);
+  assert.ok(Number(rss?.[1]) > 1_000_000, "the process's resident memory");
+  assert.match(metrics, /relay_process_memory_bytes\{kind="heapUsed"\} \d+/);
 });
 
 Deno.test("GET /v1/deliveries?step_id= pages through every delivery of a step, newest first, and filters by status", async () => {
