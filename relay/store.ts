@@ -191,25 +191,19 @@ export async function listDeliveries(
   kv: Deno.Kv,
   filter: ListFilter,
 ): Promise<{ items: DeliveryRecord[]; next_cursor: string | null }> {
-  if (filter.object_id === undefined && filter.step_id !== undefined) {
-    return await _listStep(kv, filter.step_id, filter);
-  }
-  const prefix: readonly string[] = filter.object_id !== undefined
-    ? keys.objectIndexPrefix(filter.object_id)
-    : filter.status !== undefined
-    ? keys.statusIndexPrefix(filter.status)
-    : keys.deliveriesPrefix;
-  const selector: Deno.KvListSelector = filter.cursor
-    ? { prefix, end: [...prefix, filter.cursor] }
-    : { prefix };
+  const found = filter.object_id === undefined && filter.step_id !== undefined
+    ? _byStep(kv, filter.step_id, filter.cursor)
+    : _byIndex(
+      kv,
+      filter.object_id !== undefined
+        ? keys.objectIndexPrefix(filter.object_id)
+        : filter.status !== undefined
+        ? keys.statusIndexPrefix(filter.status)
+        : keys.deliveriesPrefix,
+      filter.cursor,
+    );
   const items: DeliveryRecord[] = [];
-  for await (
-    const e of kv.list({ ...selector }, { reverse: true, batchSize: 100 })
-  ) {
-    const id = e.key[e.key.length - 1] as string;
-    const record = prefix === keys.deliveriesPrefix
-      ? e.value as DeliveryRecord
-      : (await getDelivery(kv, id)).value;
+  for await (const record of found) {
     if (!record || !_matches(record, filter)) continue;
     items.push(record);
     if (items.length > filter.limit) break;
@@ -219,23 +213,35 @@ export async function listDeliveries(
   return { items, next_cursor: more ? items[items.length - 1]!.id : null };
 }
 
-async function _listStep(
+/** Records newest first through an index keyed by id (or the records themselves). */
+async function* _byIndex(
+  kv: Deno.Kv,
+  prefix: readonly string[],
+  cursor: string | undefined,
+): AsyncGenerator<DeliveryRecord | null> {
+  const selector: Deno.KvListSelector = cursor
+    ? { prefix, end: [...prefix, cursor] }
+    : { prefix };
+  for await (const e of kv.list(selector, { reverse: true, batchSize: 100 })) {
+    const id = e.key[e.key.length - 1] as string;
+    yield prefix === keys.deliveriesPrefix
+      ? e.value as DeliveryRecord
+      : (await getDelivery(kv, id)).value;
+  }
+}
+
+/** A step's records newest first, found through its dedupe keys. */
+async function* _byStep(
   kv: Deno.Kv,
   stepId: string,
-  filter: ListFilter,
-): Promise<{ items: DeliveryRecord[]; next_cursor: string | null }> {
-  const ids = (await stepDeliveries(kv, stepId)).map((d) => d.id).reverse()
-    .filter((id) => filter.cursor === undefined || id < filter.cursor);
-  const items: DeliveryRecord[] = [];
+  cursor: string | undefined,
+): AsyncGenerator<DeliveryRecord | null> {
+  const ids = (await stepDeliveries(kv, stepId)).map((d) => d.id).reverse();
   for (const id of ids) {
-    const record = (await getDelivery(kv, id)).value;
-    if (!record || !_matches(record, filter)) continue;
-    items.push(record);
-    if (items.length > filter.limit) break;
+    if (cursor === undefined || id < cursor) {
+      yield (await getDelivery(kv, id)).value;
+    }
   }
-  const more = items.length > filter.limit;
-  if (more) items.pop();
-  return { items, next_cursor: more ? items[items.length - 1]!.id : null };
 }
 
 /**

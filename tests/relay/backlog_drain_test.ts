@@ -14,6 +14,18 @@ import {
 
 const quiet = createLogger(() => {});
 
+/** One sweep of the due index by `relay`'s worker. */
+function _sweep(
+  kv: Deno.Kv,
+  relay: ReturnType<typeof startTestRelay>,
+  opts?: Parameters<typeof sweepDue>[1],
+) {
+  return sweepDue(
+    { kv, now: Date.now, worker: relay.worker, log: quiet },
+    opts,
+  );
+}
+
 /** Makes `n` deliveries that die at once (the receiver refuses them). */
 async function _deadBacklog(
   relay: ReturnType<typeof startTestRelay>,
@@ -68,21 +80,11 @@ Deno.test("a recovered backlog over several pages arrives whole and once each, w
   const waiting = ids.filter((id) => relay.worker.inLine(id));
   assert.ok(waiting.length > 100, "the line holds the backlog");
   // A sweep passes over the ids waiting in the line.
-  const swept = await sweepDue({
-    kv: store.kv,
-    now: Date.now,
-    worker: relay.worker,
-    log: quiet,
-  }, { pageSize: 10, pageWaitMs: 50 });
+  const swept = await _sweep(store.kv, relay, { pageSize: 10, pageWaitMs: 50 });
   assert.ok(swept <= n - waiting.length, `${swept} handed over`);
   const ok = () => receiver.hits.filter((h) => h.status === 200);
   await waitFor(async () => {
-    await sweepDue({
-      kv: store.kv,
-      now: Date.now,
-      worker: relay.worker,
-      log: quiet,
-    }, {
+    await _sweep(store.kv, relay, {
       pageWaitMs: 50,
     });
     return ok().length >= n;
@@ -147,12 +149,7 @@ Deno.test("a recovered backlog to a slow target delays neither another target's 
   await recoverDead({ kv: store.kv, now: Date.now }, { since: 0 });
   relay.worker.kickMany(lined);
   await waitFor(async () => {
-    await sweepDue({
-      kv: store.kv,
-      now: Date.now,
-      worker: relay.worker,
-      log: quiet,
-    }, { pageSize: 4, pageWaitMs: 20 });
+    await _sweep(store.kv, relay, { pageSize: 4, pageWaitMs: 20 });
     const ok = (r: typeof fast) => r.hits.filter((h) => h.status === 200);
     return ok(fast).length === 2 && ok(other).length === 1;
   }, { what: "the fast target's and the swept delivery" });
@@ -191,12 +188,7 @@ Deno.test("recovered deliveries nobody kicks are found by the sweeper through th
   assert.deepEqual(new Set(recovered.map((r) => r.id)), new Set(ids));
   assert.equal(receiver.hits.length, 25, "nothing sent without a driver");
   await waitFor(async () => {
-    await sweepDue({
-      kv: store.kv,
-      now: Date.now,
-      worker: relay.worker,
-      log: quiet,
-    });
+    await _sweep(store.kv, relay);
     return receiver.hits.filter((h) => h.status === 200).length === 25;
   }, { what: "the sweeper's sends" });
   await relay.worker.idle();
