@@ -3,7 +3,7 @@ import { commitWrites, type GroupCommitter } from "./group_commit.ts";
 import * as keys from "./keys.ts";
 import { getDelivery, transition } from "./store.ts";
 import type { DeliveryRecord } from "./types.ts";
-import type { LineItem } from "./worker.ts";
+import type { LineItem } from "./line.ts";
 import { WriteSet } from "./write_set.ts";
 
 /** Thrown when a delivery id is unknown. */

@@ -13,6 +13,7 @@ import { readPayloadVia } from "./store.ts";
 import { createBatchGet } from "./batch_get.ts";
 import * as keys from "./keys.ts";
 import type { TargetCache } from "./target_cache.ts";
+import { createLine, type LineItem } from "./line.ts";
 import { createTargetSlots } from "./target_slots.ts";
 import type { HealthConfig } from "./targets.ts";
 import { type DeliveryRecord, dueAt } from "./types.ts";
@@ -57,12 +58,6 @@ export interface AttemptSlots {
   target(): void;
   /** The global request slot, once the HTTP exchange is over. */
   request(): void;
-}
-
-/** A delivery for the {@link DeliveryWorker.kickMany} line. */
-export interface LineItem {
-  id: string;
-  target_id: string;
 }
 
 /** The worker's handle. */
@@ -178,21 +173,19 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
       delivery_id: id,
       error: String(err),
     });
-  // kickMany's line: ids queued per target, taken in turn; `lined` holds the same
-  // ids, so a wake-up for one of them is left to the line.
-  const line = new Map<
-    string,
-    { ids: string[]; at: number; running: number }
-  >();
-  const lined = new Set<string>();
-  let pumping = 0;
+  // kickMany's line; a wake-up for an id waiting in it is left to it.
+  const line = createLine({
+    concurrency: deps.config.concurrency,
+    perTarget: deps.config.targetConcurrency,
+    start: (id) => run(id, { wait: true }).catch(report(id)),
+  });
 
   // Records and payloads read by attempts started together share KV reads.
   const getRecord = createBatchGet<DeliveryRecord>(deps.kv);
   const getChunk = createBatchGet<Uint8Array>(deps.kv);
   const body = (id: string) => readPayloadVia(getChunk, deps.kv, id);
   const run = (id: string, opts = { wait: false }) =>
-    lined.has(id) ? Promise.resolve() : track(id, opts, async () => {
+    line.has(id) ? Promise.resolve() : track(id, opts, async () => {
       const entry = await getRecord(keys.deliveryKey(id));
       const due = entry.value ? dueAt(entry.value) : null;
       return entry.value && due !== null && due <= deps.now()
@@ -204,54 +197,14 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     }, (entry, free) => attemptDue(deps, entry, free, body));
   const kick = (id: string) => void run(id).catch(report(id));
 
-  // The line starts attempts a group at a time, so the group's reads share KV calls.
-  function pump() {
-    if (closed) return;
-    const perTarget = deps.config.targetConcurrency;
-    const room = Math.min(deps.config.concurrency, line.size * perTarget);
-    if (room - pumping < Math.max(1, Math.min(10, Math.floor(room / 4)))) {
-      return;
-    }
-    for (let started = true; started && pumping < room;) {
-      started = false;
-      for (const [target, q] of line) {
-        if (pumping >= room) break;
-        if (q.running >= perTarget || q.at >= q.ids.length) continue;
-        const id = q.ids[q.at++]!;
-        if (q.at >= 1024 && q.at * 2 >= q.ids.length) {
-          q.ids = q.ids.slice(q.at);
-          q.at = 0;
-        }
-        lined.delete(id);
-        q.running++;
-        pumping++;
-        started = true;
-        run(id, { wait: true }).catch(report(id)).finally(() => {
-          q.running--;
-          pumping--;
-          if (q.running === 0 && q.at >= q.ids.length) line.delete(target);
-          pump();
-        });
-      }
-    }
-  }
-
   return {
     leaseMs: deps.config.timeoutMs + LEASE_MARGIN_MS,
     run: (id) => run(id),
     kick,
     kickMany(items) {
-      if (closed) return;
-      for (const { id, target_id } of items) {
-        if (lined.has(id)) continue;
-        lined.add(id);
-        let q = line.get(target_id);
-        if (!q) line.set(target_id, q = { ids: [], at: 0, running: 0 });
-        q.ids.push(id);
-      }
-      pump();
+      if (!closed) line.add(items);
     },
-    inLine: (id) => lined.has(id),
+    inLine: (id) => line.has(id),
     send(held) {
       const id = held.record.id;
       const target = held.record.target_id;
@@ -270,7 +223,6 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     close() {
       closed = true;
       line.clear();
-      lined.clear();
     },
   };
 }
