@@ -1,6 +1,6 @@
 /**
- * Coalesced point reads: keys asked for in the same turn of the event loop are read
- * together, ten per `getMany` (Deno KV's limit). A backlog drained 64 deliveries at a
+ * Reading many keys in `getMany` calls of ten (Deno KV's limit), and coalesced point
+ * reads: keys asked for in the same turn of the event loop are read together. A backlog drained 64 deliveries at a
  * time then costs 7 KV round trips for its records instead of 64.
  */
 
@@ -43,4 +43,22 @@ export function createBatchGet<T>(kv: Deno.Kv): BatchGet<T> {
     pending.push({ key, done });
     return done.promise;
   };
+}
+
+/**
+ * Reads many keys, ten per `getMany`.
+ *
+ * @param kv The store.
+ * @param list The keys.
+ * @returns One entry per key, in order.
+ */
+export async function getAll<T>(
+  kv: Deno.Kv,
+  list: readonly Deno.KvKey[],
+): Promise<Deno.KvEntryMaybe<T>[]> {
+  const out: Deno.KvEntryMaybe<T>[] = [];
+  for (let i = 0; i < list.length; i += GET_MANY_MAX) {
+    out.push(...await kv.getMany<T[]>(list.slice(i, i + GET_MANY_MAX)));
+  }
+  return out;
 }

@@ -8,6 +8,7 @@
  * keys never share a commit, and when a shared commit fails a check (or a KV limit),
  * each of its write sets is committed again on its own and gets its own answer.
  */
+import { keyId } from "./keys.ts";
 import { mergeWriteSets, type WriteSet } from "./write_set.ts";
 
 /** Commits write sets, sharing commits between concurrent callers. */
@@ -119,8 +120,8 @@ export function createGroupCommitter(
       >();
       queue.push({
         writes,
-        checked: writes.checks.map((c) => _keyId(c.key)),
-        written: writes.mutations.map((m) => _keyId(m.key)),
+        checked: writes.checks.map((c) => keyId(c.key)),
+        written: writes.mutations.map((m) => keyId(m.key)),
         bytes: writes.mutations.reduce((n, m) => n + _size(m), 0),
         done,
       });
@@ -150,10 +151,6 @@ async function _commitBatch(kv: Deno.Kv, batch: Pending[]): Promise<void> {
       p.done.reject(err);
     }
   }
-}
-
-function _keyId(key: Deno.KvKey): string {
-  return key.map((part) => `${typeof part}:${String(part)}`).join("\u0000");
 }
 
 function _size(m: Deno.KvMutation): number {

@@ -51,3 +51,13 @@ export const pgStepsPrefix = (stepId: string) => ["pg_steps", stepId] as const;
 export const writeBackKey = (deliveryId: string) =>
   ["pg_write_back", deliveryId] as const;
 export const writeBackPrefix = ["pg_write_back"] as const;
+
+/**
+ * A string naming a key, equal for equal keys (parts of different types differ).
+ *
+ * @param key A KV key.
+ * @returns Its identity, for maps and sets.
+ */
+export function keyId(key: Deno.KvKey): string {
+  return key.map((part) => `${typeof part}:${String(part)}`).join("\u0000");
+}

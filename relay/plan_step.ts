@@ -3,6 +3,7 @@
  * step, task status and target, each object or URL that gets nothing named.
  */
 import { createHash } from "node:crypto";
+import { getAll } from "./batch_get.ts";
 import { newId } from "./ids.ts";
 import type { StepUpdated } from "./intake.ts";
 import * as keys from "./keys.ts";
@@ -122,13 +123,13 @@ export async function planStep(
       ? deps.targets.read(groups.map((g) => g.tid), {
         fresh: !input.optimistic,
       })
-      : _getAll<TargetRecord>(
+      : getAll<TargetRecord>(
         deps.kv,
         groups.map((g) => keys.targetKey(g.tid)),
       ),
     input.optimistic
       ? dedupeKeys.map((key) => ({ key, value: null, versionstamp: null }))
-      : _getAll<string>(deps.kv, dedupeKeys),
+      : getAll<string>(deps.kv, dedupeKeys),
   ]);
   if (deps.targets && targets.some((t) => t.value?.disabled_at)) {
     // A skip is decided on the records as stored: another process may have
@@ -150,7 +151,7 @@ export async function planStep(
       });
       return;
     }
-    const plannedId = input.planned?.get(_keyId(dedupe.key));
+    const plannedId = input.planned?.get(keys.keyId(dedupe.key));
     if (dedupe.value || plannedId) {
       skipped.push({
         reason: "already_delivered",
@@ -210,25 +211,10 @@ export async function planStep(
       op.check(target).set(keys.targetKey(tid), fresh);
     }
     op.check(dedupe).set(dedupe.key, id);
-    input.planned?.set(_keyId(dedupe.key), id);
+    input.planned?.set(keys.keyId(dedupe.key), id);
     create(op, record, payload, { queue: deps.queue, now });
     deliveries.push({ id, url, status: record.status });
     created.push({ record, payload });
   });
   return { deliveries, skipped, created };
-}
-
-async function _getAll<T>(
-  kv: Deno.Kv,
-  list: readonly (readonly Deno.KvKeyPart[])[],
-): Promise<Deno.KvEntryMaybe<T>[]> {
-  const out: Deno.KvEntryMaybe<T>[] = [];
-  for (let i = 0; i < list.length; i += 10) {
-    out.push(...await kv.getMany<T[]>(list.slice(i, i + 10) as Deno.KvKey[]));
-  }
-  return out;
-}
-
-function _keyId(key: Deno.KvKey): string {
-  return JSON.stringify(key);
 }

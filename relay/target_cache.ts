@@ -4,6 +4,7 @@
  * those reads cost no KV round trip. This process forgets a target as soon as it
  * writes it; a change made by another process is seen within `ttlMs`.
  */
+import { getAll } from "./batch_get.ts";
 import * as keys from "./keys.ts";
 import type { TargetRecord } from "./types.ts";
 
@@ -53,7 +54,7 @@ export function createTargetCache(
   const cached = new Map<string, Cached>();
 
   function load(ids: string[], at: number) {
-    const reads = _getMany(kv, ids);
+    const reads = getAll<TargetRecord>(kv, ids.map((id) => keys.targetKey(id)));
     const loaded = new Map(ids.map((id, i) => {
       const entry = reads.then((all) => all[i]!);
       // Neither a failed read nor a missing target is remembered: a target is
@@ -85,19 +86,4 @@ export function createTargetCache(
       cached.delete(id);
     },
   };
-}
-
-async function _getMany(
-  kv: Deno.Kv,
-  ids: readonly string[],
-): Promise<Deno.KvEntryMaybe<TargetRecord>[]> {
-  const out: Deno.KvEntryMaybe<TargetRecord>[] = [];
-  for (let i = 0; i < ids.length; i += 10) {
-    out.push(
-      ...await kv.getMany<TargetRecord[]>(
-        ids.slice(i, i + 10).map((id) => keys.targetKey(id)),
-      ),
-    );
-  }
-  return out;
 }

@@ -3,6 +3,7 @@
  * `group_commit.ts`). It offers the part of `Deno.AtomicOperation` the relay uses, so
  * the functions that fill an operation accept either.
  */
+import { keyId } from "./keys.ts";
 
 interface Enqueue {
   value: unknown;
@@ -82,21 +83,21 @@ export function mergeWriteSets(sets: readonly WriteSet[]): WriteSet {
   const sums = new Map<string, { key: Deno.KvKey; total: bigint }>();
   for (const s of sets) {
     for (const m of s.mutations) {
-      if (m.type === "sum") sums.set(_id(m.key), { key: m.key, total: 0n });
+      if (m.type === "sum") sums.set(keyId(m.key), { key: m.key, total: 0n });
     }
   }
   // A key that is also set or deleted keeps its sums as they are, in order.
   const heads = new Set([...sums.values()].map((s) => s.key[0]));
   for (const s of sets) {
     for (const m of s.mutations) {
-      if (m.type !== "sum" && heads.has(m.key[0])) sums.delete(_id(m.key));
+      if (m.type !== "sum" && heads.has(m.key[0])) sums.delete(keyId(m.key));
     }
   }
   for (const s of sets) {
     merged.checks.push(...s.checks);
     merged.enqueues.push(...s.enqueues);
     for (const m of s.mutations) {
-      const sum = m.type === "sum" ? sums.get(_id(m.key)) : undefined;
+      const sum = m.type === "sum" ? sums.get(keyId(m.key)) : undefined;
       if (sum && m.type === "sum") {
         sum.total = (sum.total + m.value.value) % U64;
       } else merged.mutations.push(m);
@@ -106,12 +107,4 @@ export function mergeWriteSets(sets: readonly WriteSet[]): WriteSet {
     if (total !== 0n) merged.sum(key, total);
   }
   return merged;
-}
-
-function _id(key: Deno.KvKey): string {
-  return JSON.stringify(key, _bigints);
-}
-
-function _bigints(_: string, v: unknown) {
-  return typeof v === "bigint" ? `${v}n` : v;
 }

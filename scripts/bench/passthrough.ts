@@ -7,6 +7,7 @@ import type { BaselineOptions, PhaseResult } from "./baselines.ts";
 import { cpuTime, perDelivery } from "./cpu.ts";
 import { measure } from "./measure.ts";
 import type { BenchReceiver } from "./receiver.ts";
+import { freePort, waitListening } from "./relay_process.ts";
 
 const SERVER = new URL("./passthrough_server.ts", import.meta.url).pathname;
 
@@ -21,9 +22,7 @@ export async function runPassthrough(
   receiver: BenchReceiver,
   opts: BaselineOptions,
 ): Promise<PhaseResult & { cpu_ms_per_delivery: number }> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
+  const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", SERVER, String(port), receiver.url, opts.secret],
     stdout: "null",
@@ -31,17 +30,7 @@ export async function runPassthrough(
   }).spawn();
   const url = `http://127.0.0.1:${port}/v1/events`;
   try {
-    for (let tries = 0;; tries++) {
-      try {
-        await (await fetch(url)).body?.cancel();
-        break;
-      } catch (err) {
-        if (tries > 300) {
-          throw new Error(`passthrough never listened`, { cause: err });
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    await waitListening(url);
     const run = (tag: string, n: number, concurrency: number) => {
       const keyOf = (i: number) => `passthrough_${tag}_${i}`;
       return measure(receiver, {

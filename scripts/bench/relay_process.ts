@@ -41,7 +41,7 @@ export async function spawnRelay(
   opts: { cpuProfDir?: string } = {},
 ): Promise<RelayProcess> {
   const dir = await Deno.makeTempDir({ prefix: "relay-bench-" });
-  const port = _freePort();
+  const port = freePort();
   const prof = opts.cpuProfDir
     ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`]
     : [];
@@ -58,18 +58,7 @@ export async function spawnRelay(
     stderr: "inherit",
   }).spawn();
   const url = `http://127.0.0.1:${port}`;
-  for (let tries = 0;; tries++) {
-    try {
-      const res = await fetch(`${url}/healthz`);
-      await res.body?.cancel();
-      if (res.ok) break;
-    } catch (err) {
-      if (tries > 300) {
-        throw new Error(`relay never listened on ${url}`, { cause: err });
-      }
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitListening(`${url}/healthz`);
   return {
     url,
     pid: child.pid,
@@ -91,9 +80,35 @@ export async function spawnRelay(
   };
 }
 
-function _freePort(): number {
+/**
+ * A port free on 127.0.0.1 right now.
+ *
+ * @returns The port.
+ */
+export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
   return port;
+}
+
+/**
+ * Waits until `url` answers 2xx (a spawned server is listening), for up to ~15 s.
+ *
+ * @param url A URL the server answers.
+ * @throws {Error} When it never does.
+ */
+export async function waitListening(url: string): Promise<void> {
+  for (let tries = 0;; tries++) {
+    try {
+      const res = await fetch(url);
+      await res.body?.cancel();
+      if (res.ok) return;
+    } catch (err) {
+      if (tries > 300) {
+        throw new Error(`nothing listened at ${url}`, { cause: err });
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
