@@ -2,12 +2,11 @@
  * Admission: whether a due delivery may be attempted now (its target's health, then
  * per-task ordering), and deferring or ending it when not.
  */
-import * as keys from "./keys.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { earlierOpen, releaseNext } from "./ordering.ts";
 import { getDelivery, transition } from "./store.ts";
-import type { TargetCache } from "./target_cache.ts";
+import { readTargets, type TargetCache } from "./target_cache.ts";
 import { gate, type HealthConfig } from "./targets.ts";
 import {
   type DeliveryRecord,
@@ -53,14 +52,15 @@ export async function admit(
   { hold?: Hold; probe?: Deno.KvEntry<TargetRecord>; healthy?: boolean }
 > {
   // Both reads at once: the ordering scan is wasted only when the gate holds.
-  let [target, earlier] = await Promise.all([
-    _readTarget(deps, record.target_id, false),
+  const [read, earlier] = await Promise.all([
+    readTargets(deps, [record.target_id]),
     earlierOpen(deps.kv, record),
   ]);
+  let target = read[0]!;
   let admission = gate(target.value, now, deps.config);
   if (admission.kind !== "go" && deps.targets) {
     // Holding or probing is decided on the record as stored, not as remembered.
-    target = await _readTarget(deps, record.target_id, true);
+    target = (await readTargets(deps, [record.target_id], { fresh: true }))[0]!;
     admission = gate(target.value, now, deps.config);
   }
   if (admission.kind === "disabled" || admission.kind === "wait") {
@@ -76,16 +76,6 @@ export async function admit(
   }
   const t = target.value;
   return { healthy: !t?.consecutive_failures && !t?.circuit_open_until };
-}
-
-async function _readTarget(
-  deps: Pick<AdmissionDeps, "kv" | "targets">,
-  id: string,
-  fresh: boolean,
-): Promise<Deno.KvEntryMaybe<TargetRecord>> {
-  if (!deps.targets) return await deps.kv.get<TargetRecord>(keys.targetKey(id));
-  const [entry] = await deps.targets.read([id], { fresh });
-  return entry!;
 }
 
 /**

@@ -11,7 +11,7 @@ import { buildPayload } from "./payload.ts";
 import { toTaskStatus } from "./status.ts";
 import { create } from "./store.ts";
 import type { DeliveryRecord, StepObject, TargetRecord } from "./types.ts";
-import type { TargetCache } from "./target_cache.ts";
+import { readTargets, type TargetCache } from "./target_cache.ts";
 import type { AtomicWriter } from "./write_set.ts";
 
 /** Why no delivery was made for part of an event; `reason` is machine-readable. */
@@ -55,8 +55,8 @@ export function targetId(url: string): string {
  * @param deps KV, clock, queue setting and the target cache, if any.
  * @param op The atomic operation (or write set) the caller commits.
  * @param input The event id, the update, the step's mapped objects, whether to
- *   skip reading dedupe keys, and, to create the deliveries already leased by the caller, the
- *   lease length.
+ *   skip reading dedupe keys, the deliveries earlier calls planned into `op`, and
+ *   (to create the deliveries already leased by the caller) the lease length.
  * @returns The deliveries and skips (without the event id), and each new record
  *   with its payload in `created`.
  */
@@ -119,14 +119,9 @@ export async function planStep(
     keys.dedupeKey(update.step_id, taskStatus, g.tid)
   );
   let [targets, dedupes] = await Promise.all([
-    deps.targets
-      ? deps.targets.read(groups.map((g) => g.tid), {
-        fresh: !input.optimistic,
-      })
-      : getAll<TargetRecord>(
-        deps.kv,
-        groups.map((g) => keys.targetKey(g.tid)),
-      ),
+    readTargets(deps, groups.map((g) => g.tid), {
+      fresh: !input.optimistic,
+    }),
     input.optimistic
       ? dedupeKeys.map((key) => ({ key, value: null, versionstamp: null }))
       : getAll<string>(deps.kv, dedupeKeys),
@@ -134,7 +129,7 @@ export async function planStep(
   if (deps.targets && targets.some((t) => t.value?.disabled_at)) {
     // A skip is decided on the records as stored: another process may have
     // enabled the target within the cache's second.
-    targets = await deps.targets.read(groups.map((g) => g.tid), {
+    targets = await readTargets(deps, groups.map((g) => g.tid), {
       fresh: true,
     });
   }

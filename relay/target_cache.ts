@@ -87,3 +87,21 @@ export function createTargetCache(
     },
   };
 }
+
+/**
+ * Reads targets through `deps.targets` when there is one, else from KV.
+ *
+ * @param deps The store and the cache, if any.
+ * @param ids Target ids.
+ * @param opts `fresh` to read KV whatever the cache holds.
+ * @returns One entry per id, in order.
+ */
+export function readTargets(
+  deps: { kv: Deno.Kv; targets?: TargetCache },
+  ids: readonly string[],
+  opts: { fresh?: boolean } = {},
+): Promise<Deno.KvEntryMaybe<TargetRecord>[]> {
+  return deps.targets
+    ? deps.targets.read(ids, opts)
+    : getAll<TargetRecord>(deps.kv, ids.map((id) => keys.targetKey(id)));
+}
